@@ -1,0 +1,267 @@
+//! TOML text → validated [`Config`]. Pure: the environment is passed in as a lookup function.
+//!
+//! Every problem is collected and reported at once, each with its TOML path and what to do.
+
+use super::raw::*;
+use super::resolve::Resolver;
+use super::Config;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::Path;
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// TOML path of the offending value, e.g. `environments[2].pipeline`.
+    pub path: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a configuration file, expanding `${VAR}` from the process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: path.display().to_string(),
+            message: format!(
+                "cannot read the configuration file ({e}); pass --config FILE or set PIPELINE_RESPONDER_CONFIG"
+            ),
+        }])
+    })?;
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates configuration text. `env` looks up `${VAR}` references.
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let message = e.message().to_string();
+        let position = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}")
+            })
+            .unwrap_or_else(|| "(file)".into());
+        ConfigErrors(vec![ConfigError {
+            path: position,
+            message: format!("TOML syntax error: {message}; fix the file so it is valid TOML"),
+        }])
+    })?;
+    let mut errors = Vec::new();
+    let raw = deserialize_raw(table, &mut errors);
+    let config = Resolver::new(env, &mut errors).resolve(raw);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "daemon",
+    "aws",
+    "http",
+    "store",
+    "sources",
+    "notifiers",
+    "escalation",
+    "storm",
+    "remediation",
+    "thresholds",
+    "detection",
+    "environment_defaults",
+    "environments",
+    "policies",
+];
+
+/// Deserializes section by section (and entry by entry for environments and policies) so that
+/// one bad value does not hide the problems in the other sections.
+fn deserialize_raw(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig {
+    let mut raw = RawConfig::default();
+    for (key, value) in table {
+        match key.as_str() {
+            "daemon" => raw.daemon = unit(value, &key, errors),
+            "aws" => raw.aws = unit(value, &key, errors),
+            "http" => raw.http = unit(value, &key, errors),
+            "store" => raw.store = unit(value, &key, errors),
+            "sources" => raw.sources = unit(value, &key, errors),
+            "notifiers" => raw.notifiers = unit(value, &key, errors),
+            "escalation" => raw.escalation = unit(value, &key, errors),
+            "storm" => raw.storm = unit(value, &key, errors),
+            "remediation" => raw.remediation = unit(value, &key, errors),
+            "thresholds" => raw.thresholds = unit(value, &key, errors),
+            "detection" => raw.detection = unit(value, &key, errors),
+            "environment_defaults" => raw.environment_defaults = unit(value, &key, errors),
+            "environments" => raw.environments = Some(entries(value, &key, errors)),
+            "policies" => match value {
+                toml::Value::Table(policies) => {
+                    raw.policies = Some(
+                        policies
+                            .into_iter()
+                            .filter_map(|(name, v)| {
+                                let path = format!("policies.{name}");
+                                unit(v, &path, errors).map(|p| (name, p))
+                            })
+                            .collect(),
+                    )
+                }
+                other => errors.push(ConfigError {
+                    path: key.clone(),
+                    message: format!(
+                        "expected a table of incident types, found {}; write [policies.<incident_type>]",
+                        other.type_str()
+                    ),
+                }),
+            },
+            _ => errors.push(ConfigError {
+                path: key.clone(),
+                message: format!(
+                    "unknown key; remove it or use one of: {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
+            }),
+        }
+    }
+    raw
+}
+
+/// `[[environments]]`: each entry on its own.
+fn entries(value: toml::Value, key: &str, errors: &mut Vec<ConfigError>) -> Vec<RawEnvironment> {
+    match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| unit(item, &format!("{key}[{i}]"), errors).unwrap_or_default())
+            .collect(),
+        other => {
+            errors.push(ConfigError {
+                path: key.to_string(),
+                message: format!(
+                    "expected an array of tables, found {}; write each environment as [[environments]]",
+                    other.type_str()
+                ),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Deserializes one unit, recording every unknown key and the first type error with full paths.
+fn unit<T: DeserializeOwned>(
+    value: toml::Value,
+    prefix: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let mut unknown = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let result = serde_ignored::deserialize(
+        serde_path_to_error::Deserializer::new(value, &mut track),
+        |path| unknown.push(path.to_string()),
+    );
+    for path in unknown {
+        errors.push(ConfigError {
+            path: join_path(prefix, &path),
+            message: "unknown key; remove it or check its spelling against the configuration reference in README.md".into(),
+        });
+    }
+    match result {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            let inner = track.path().to_string();
+            errors.push(ConfigError {
+                path: join_path(prefix, if inner == "." { "" } else { &inner }),
+                message: explain_type_error(&e.to_string()),
+            });
+            None
+        }
+    }
+}
+
+fn join_path(prefix: &str, inner: &str) -> String {
+    // serde_ignored prints sequence indexes as `.0`; show them as `[0]` like TOML users read them.
+    let mut out = prefix.to_string();
+    for part in inner.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        if part.starts_with('[') {
+            out.push_str(part);
+        } else if part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn explain_type_error(message: &str) -> String {
+    let hint = if message.contains("expected u64") {
+        "; write a whole number of seconds (or a count), e.g. 300"
+    } else if message.contains("expected f64") {
+        "; write a number, e.g. 80"
+    } else if message.contains("expected a boolean") {
+        "; write true or false"
+    } else if message.contains("expected a string") {
+        "; write a quoted string"
+    } else if message.contains("expected a sequence") {
+        "; write an array, e.g. [\"a\", \"b\"]"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::defaults;
+    use super::*;
+
+    #[test]
+    fn join_path_shows_indexes_in_brackets() {
+        assert_eq!(
+            join_path("environments[1]", "pipeline"),
+            "environments[1].pipeline"
+        );
+        assert_eq!(
+            join_path("policies.x", "escalation.0.level"),
+            "policies.x.escalation[0].level"
+        );
+        assert_eq!(
+            join_path("policies.x", "escalation[0].level"),
+            "policies.x.escalation[0].level"
+        );
+        assert_eq!(join_path("aws", ""), "aws");
+    }
+
+    #[test]
+    fn defaults_are_runbook_names() {
+        assert_eq!(defaults::RESOURCE_PREFIX, "kiro-pipeline-{env}");
+    }
+}

@@ -1,0 +1,1259 @@
+//! Raw TOML values → resolved [`Config`]: defaults, `${ENV}` expansion, `{env}` templates, and
+//! every semantic check. Problems are pushed to the shared error list; the returned `Config` is
+//! only used when that list stays empty.
+
+use super::defaults;
+use super::raw::*;
+use super::secret::{expand_env, ExpandError, Secret};
+use super::*;
+use crate::config::load::ConfigError;
+use crate::incident::{IncidentType, Severity};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) struct Resolver<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: &'a mut Vec<ConfigError>,
+    /// `aws.account_id` was given but could not be expanded (already reported once).
+    account_failed: bool,
+}
+
+impl<'a> Resolver<'a> {
+    pub(crate) fn new(
+        env: &'a dyn Fn(&str) -> Option<String>,
+        errors: &'a mut Vec<ConfigError>,
+    ) -> Self {
+        Self {
+            env,
+            errors,
+            account_failed: false,
+        }
+    }
+
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn resolve(mut self, raw: RawConfig) -> Config {
+        let daemon = self.daemon(raw.daemon.unwrap_or_default());
+        let aws = self.aws(raw.aws.unwrap_or_default());
+        let http = self.http(raw.http.unwrap_or_default());
+        let store = self.store(raw.store.unwrap_or_default());
+        let sources = raw.sources.unwrap_or_default();
+        let sources = SourcesConfig {
+            sqs: self.sqs(sources.sqs.unwrap_or_default()),
+            watcher: self.watcher(sources.watcher.unwrap_or_default()),
+        };
+        let notifiers = self.notifiers(raw.notifiers.unwrap_or_default());
+        let escalation = self.escalation(raw.escalation.unwrap_or_default());
+        let storm = self.storm(raw.storm.unwrap_or_default());
+        let remediation = self.remediation(raw.remediation.unwrap_or_default());
+        let thresholds = self.thresholds(raw.thresholds.unwrap_or_default(), &escalation);
+        let detection = self.detection(raw.detection.unwrap_or_default());
+        let environments = self.environments(
+            raw.environment_defaults.unwrap_or_default(),
+            raw.environments,
+            &aws,
+            &notifiers,
+        );
+        let policies = self.policies(raw.policies.unwrap_or_default(), &escalation, &environments);
+        Config {
+            daemon,
+            aws,
+            http,
+            store,
+            sources,
+            notifiers,
+            escalation,
+            storm,
+            remediation,
+            thresholds,
+            detection,
+            environments,
+            policies,
+        }
+    }
+
+    // ----- scalar helpers -------------------------------------------------------------------
+
+    /// Expands `${VAR}` in a plain (non-secret) string.
+    fn expand(&mut self, path: &str, raw: &str) -> String {
+        match expand_env(raw, self.env) {
+            Ok((value, _)) => value,
+            Err(e) => {
+                self.expand_error(path, e);
+                String::new()
+            }
+        }
+    }
+
+    fn expand_error(&mut self, path: &str, e: ExpandError) {
+        match e {
+            ExpandError::Unset(name) => self.error(
+                path,
+                format!("environment variable {name} is not set; export it (in ECS: a task definition secret or environment entry) or give a default with ${{{name}:-value}}"),
+            ),
+            ExpandError::Malformed(why) => self.error(path, why),
+        }
+    }
+
+    /// A secret: `${VAR}` expanded; the value never appears in any message.
+    fn secret(&mut self, path: &str, raw: Option<String>) -> Option<Secret> {
+        let raw = raw?;
+        match expand_env(&raw, self.env) {
+            // `${VAR:-}` with VAR unset means "not configured"; a literal "" is a mistake.
+            Ok((value, used)) if value.trim().is_empty() => {
+                if used.is_empty() {
+                    self.error(
+                        path,
+                        "is empty; set it to the secret's ${ENV_VAR} reference or remove the key",
+                    );
+                }
+                None
+            }
+            Ok((value, used)) => {
+                let origin = if used.is_empty() {
+                    "(written in the file)".to_string()
+                } else {
+                    used.iter()
+                        .map(|n| format!("${{{n}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                Some(Secret::new(value, origin))
+            }
+            Err(e) => {
+                self.expand_error(path, e);
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, path: &str, value: Option<u64>, default: u64) -> u64 {
+        match value {
+            Some(0) => {
+                self.error(path, "must be greater than 0");
+                default
+            }
+            Some(v) => v,
+            None => default,
+        }
+    }
+
+    fn in_range(
+        &mut self,
+        path: &str,
+        value: Option<u64>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
+        match value {
+            Some(v) if v < min || v > max => {
+                self.error(
+                    path,
+                    format!("{v} is out of range; use a value from {min} to {max}"),
+                );
+                default
+            }
+            Some(v) => v,
+            None => default,
+        }
+    }
+
+    fn level_ref(&mut self, path: &str, id: &str, escalation_levels: &[Level]) -> usize {
+        match escalation_levels.iter().position(|l| l.id == id) {
+            Some(i) => i,
+            None => {
+                let known: Vec<&str> = escalation_levels.iter().map(|l| l.id.as_str()).collect();
+                self.error(
+                    path,
+                    format!(
+                        "undefined escalation level {id:?}; define it under [[escalation.levels]] or use one of: {}",
+                        known.join(", ")
+                    ),
+                );
+                0
+            }
+        }
+    }
+
+    fn severity(&mut self, path: &str, raw: &str) -> Option<Severity> {
+        let parsed = match raw {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            other => {
+                self.error(
+                    path,
+                    format!("unknown severity {other:?}; use info, low, medium, high or critical"),
+                );
+                return None;
+            }
+        };
+        Some(parsed)
+    }
+
+    fn incident_type(&mut self, path: &str, raw: &str) -> Option<IncidentType> {
+        let parsed = IncidentType::parse(raw);
+        if parsed.is_none() {
+            self.error(
+                path,
+                format!(
+                    "unknown incident type {raw:?}; use one of: {}",
+                    type_names()
+                ),
+            );
+        }
+        parsed
+    }
+
+    // ----- sections -------------------------------------------------------------------------
+
+    fn daemon(&mut self, raw: RawDaemon) -> DaemonConfig {
+        DaemonConfig {
+            dry_run: raw.dry_run.unwrap_or(false),
+            shutdown_grace_secs: self.in_range(
+                "daemon.shutdown_grace_secs",
+                raw.shutdown_grace_secs,
+                defaults::SHUTDOWN_GRACE_SECS,
+                1,
+                120,
+            ),
+        }
+    }
+
+    fn aws(&mut self, raw: RawAws) -> AwsConfig {
+        let region = match raw.region {
+            Some(r) => self.expand("aws.region", &r),
+            None => defaults::REGION.to_string(),
+        };
+        if !region.is_empty()
+            && !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            self.error(
+                "aws.region",
+                format!("{region:?} is not an AWS region name; write e.g. us-east-1"),
+            );
+        }
+        let before = self.errors.len();
+        let account_id = raw.account_id.map(|a| self.expand("aws.account_id", &a));
+        self.account_failed = self.errors.len() > before;
+        if let Some(account) = &account_id {
+            if !account.is_empty()
+                && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
+            {
+                self.error(
+                    "aws.account_id",
+                    format!("{account:?} is not a 12-digit AWS account id"),
+                );
+            }
+        }
+        AwsConfig {
+            region,
+            account_id: account_id.filter(|a| !a.is_empty()),
+        }
+    }
+
+    fn http(&mut self, raw: RawHttp) -> HttpConfig {
+        let listen_raw = match raw.listen {
+            Some(l) => self.expand("http.listen", &l),
+            None => defaults::LISTEN.to_string(),
+        };
+        let listen = match listen_raw.parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                self.error(
+                    "http.listen",
+                    format!("{listen_raw:?} is not a socket address; write host:port, e.g. 0.0.0.0:9090"),
+                );
+                ([0, 0, 0, 0], 9090).into()
+            }
+        };
+        HttpConfig {
+            listen,
+            api_token: self.secret("http.api_token", raw.api_token),
+        }
+    }
+
+    fn store(&mut self, raw: RawStore) -> StoreConfig {
+        match raw.kind.as_deref().unwrap_or("embedded") {
+            "embedded" => {
+                let path = raw.path.unwrap_or_else(|| defaults::STORE_PATH.into());
+                let path = self.expand("store.path", &path);
+                if path.is_empty() {
+                    self.error(
+                        "store.path",
+                        "is empty; set the file of the embedded store (on a mounted volume in ECS)",
+                    );
+                }
+                StoreConfig::Embedded { path }
+            }
+            "dynamodb" => {
+                let table = match raw.table {
+                    Some(t) => self.expand("store.table", &t),
+                    None => {
+                        self.error("store.table", "required when store.kind = \"dynamodb\"; set the state table created by deploy/");
+                        String::new()
+                    }
+                };
+                StoreConfig::Dynamodb { table }
+            }
+            other => {
+                self.error(
+                    "store.kind",
+                    format!("unknown store {other:?}; use \"embedded\" or \"dynamodb\""),
+                );
+                StoreConfig::Embedded {
+                    path: String::new(),
+                }
+            }
+        }
+    }
+
+    fn sqs(&mut self, raw: RawSqs) -> Option<SqsConfig> {
+        if !raw.enabled.unwrap_or(true) {
+            return None;
+        }
+        let queue_url = match raw.queue_url {
+            Some(url) => {
+                let url = self.expand("sources.sqs.queue_url", &url);
+                if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+                    self.error("sources.sqs.queue_url", format!("{url:?} is not a queue URL; write https://sqs.<region>.amazonaws.com/<account>/<queue>"));
+                }
+                url
+            }
+            None => {
+                self.error("sources.sqs.queue_url", "required while sources.sqs is enabled; set the URL of the EventBridge queue or set sources.sqs.enabled = false");
+                String::new()
+            }
+        };
+        Some(SqsConfig {
+            queue_url,
+            wait_time_secs: self.in_range(
+                "sources.sqs.wait_time_secs",
+                raw.wait_time_secs,
+                20,
+                0,
+                20,
+            ),
+            max_messages: self.in_range("sources.sqs.max_messages", raw.max_messages, 10, 1, 10),
+            visibility_timeout_secs: self.in_range(
+                "sources.sqs.visibility_timeout_secs",
+                raw.visibility_timeout_secs,
+                60,
+                1,
+                43_200,
+            ),
+        })
+    }
+
+    fn watcher(&mut self, raw: RawWatcher) -> Option<WatcherConfig> {
+        if !raw.enabled.unwrap_or(true) {
+            return None;
+        }
+        let rate = raw.max_requests_per_second.unwrap_or(5.0);
+        if !(rate.is_finite() && rate > 0.0) {
+            self.error(
+                "sources.watcher.max_requests_per_second",
+                "must be a number greater than 0, e.g. 5",
+            );
+        }
+        Some(WatcherConfig {
+            interval_secs: self.in_range(
+                "sources.watcher.interval_secs",
+                raw.interval_secs,
+                300,
+                10,
+                86_400,
+            ),
+            jitter_secs: raw.jitter_secs.unwrap_or(30),
+            max_requests_per_second: rate,
+        })
+    }
+
+    fn notifiers(&mut self, raw: RawNotifiers) -> NotifiersConfig {
+        let slack_raw = raw.slack.unwrap_or_default();
+        let has_credentials = slack_raw.webhook_url.is_some() || slack_raw.bot_token.is_some();
+        let slack = match slack_raw.enabled {
+            Some(false) => None,
+            Some(true) if !has_credentials => {
+                self.error("notifiers.slack", "enabled but neither webhook_url nor bot_token is set; set one (as ${SLACK_WEBHOOK_URL} or ${SLACK_BOT_TOKEN}) or set enabled = false");
+                None
+            }
+            _ if !has_credentials => None,
+            _ => {
+                let api_base_url = slack_raw
+                    .api_base_url
+                    .map(|u| self.expand("notifiers.slack.api_base_url", &u))
+                    .unwrap_or_else(|| defaults::SLACK_API_BASE_URL.into());
+                if !api_base_url.starts_with("http://") && !api_base_url.starts_with("https://") {
+                    self.error("notifiers.slack.api_base_url", "must be an http(s) URL");
+                }
+                let default_channel = slack_raw
+                    .default_channel
+                    .unwrap_or_else(|| defaults::SLACK_DEFAULT_CHANNEL.into());
+                self.check_channel("notifiers.slack.default_channel", &default_channel);
+                Some(SlackConfig {
+                    webhook_url: self.secret("notifiers.slack.webhook_url", slack_raw.webhook_url),
+                    bot_token: self.secret("notifiers.slack.bot_token", slack_raw.bot_token),
+                    signing_secret: self
+                        .secret("notifiers.slack.signing_secret", slack_raw.signing_secret),
+                    api_base_url,
+                    default_channel,
+                })
+            }
+        };
+        if let Some(webhook) = slack.as_ref().and_then(|s| s.webhook_url.as_ref()) {
+            let url = webhook.expose();
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                self.error(
+                    "notifiers.slack.webhook_url",
+                    "is not an http(s) URL; paste the incoming webhook URL Slack gave you",
+                );
+            }
+        }
+        NotifiersConfig {
+            slack,
+            sns_enabled: raw.sns.unwrap_or_default().enabled.unwrap_or(true),
+        }
+    }
+
+    fn check_channel(&mut self, path: &str, channel: &str) {
+        let ok = channel.starts_with('#') && channel.len() > 1
+            || (channel.starts_with(['C', 'G', 'D'])
+                && channel.chars().all(|c| c.is_ascii_alphanumeric())
+                && channel.len() >= 9);
+        if !ok {
+            self.error(path, format!("{channel:?} is not a Slack channel; write #name or a channel id like C0123456789"));
+        }
+    }
+
+    fn escalation(&mut self, raw: RawEscalation) -> EscalationConfig {
+        let levels = match raw.levels {
+            None => defaults::levels(),
+            Some(list) if list.is_empty() => {
+                self.error("escalation.levels", "is empty; define at least one [[escalation.levels]] (the runbook has L1, L2, L3)");
+                defaults::levels()
+            }
+            Some(list) => {
+                let mut seen = BTreeSet::new();
+                let mut levels = Vec::new();
+                for (i, level) in list.into_iter().enumerate() {
+                    let path = format!("escalation.levels[{i}]");
+                    let id = level.id.unwrap_or_default();
+                    if id.trim().is_empty() {
+                        self.error(
+                            format!("{path}.id"),
+                            "required; give the level a short id such as L1",
+                        );
+                    } else if !seen.insert(id.clone()) {
+                        self.error(
+                            format!("{path}.id"),
+                            format!("duplicate level id {id:?}; each level needs its own id"),
+                        );
+                    }
+                    let name = level.name.unwrap_or_else(|| id.clone());
+                    levels.push(Level {
+                        id,
+                        name,
+                        slack_mention: level.slack_mention,
+                        sns_topic_arn: level.sns_topic_arn.map(|a| {
+                            let a = self.expand(&format!("{path}.sns_topic_arn"), &a);
+                            self.check_topic_arn(&format!("{path}.sns_topic_arn"), &a);
+                            a
+                        }),
+                        contact: level.contact,
+                    });
+                }
+                levels
+            }
+        };
+        let last = levels.len().saturating_sub(1);
+        let level_or = |me: &mut Self, path: &str, raw: Option<String>, default: usize| match raw {
+            Some(id) => me.level_ref(path, &id, &levels),
+            None => default.min(last),
+        };
+        let multi = raw.multi_environment.unwrap_or_default();
+        let multi_environment = MultiEnvironmentRule {
+            environments: self.in_range(
+                "escalation.multi_environment.environments",
+                multi.environments,
+                2,
+                2,
+                1000,
+            ) as usize,
+            window_secs: self.positive(
+                "escalation.multi_environment.window_secs",
+                multi.window_secs,
+                1800,
+            ),
+            level: level_or(self, "escalation.multi_environment.level", multi.level, 1),
+        };
+        let outage_raw = raw.outage.unwrap_or_default();
+        let outage = OutageRule {
+            pipelines: self.in_range(
+                "escalation.outage.pipelines",
+                outage_raw.pipelines,
+                2,
+                2,
+                10_000,
+            ) as usize,
+            window_secs: self.positive(
+                "escalation.outage.window_secs",
+                outage_raw.window_secs,
+                900,
+            ),
+            level: level_or(self, "escalation.outage.level", outage_raw.level, 2),
+            error_patterns: outage_raw
+                .error_patterns
+                .unwrap_or_else(defaults::outage_error_patterns),
+        };
+        let rollback_failed_levels = match raw.rollback_failed.unwrap_or_default().levels {
+            Some(ids) => ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    self.level_ref(
+                        &format!("escalation.rollback_failed.levels[{i}]"),
+                        id,
+                        &levels,
+                    )
+                })
+                .collect(),
+            None => vec![1.min(last), 2.min(last)],
+        };
+        EscalationConfig {
+            levels,
+            multi_environment,
+            outage,
+            rollback_failed_levels,
+        }
+    }
+
+    fn check_topic_arn(&mut self, path: &str, arn: &str) {
+        let parts: Vec<&str> = arn.split(':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
+            self.error(
+                path,
+                format!(
+                    "{arn:?} is not an SNS topic ARN; write arn:aws:sns:<region>:<account>:<topic>"
+                ),
+            );
+        }
+    }
+
+    fn storm(&mut self, raw: RawStorm) -> StormConfig {
+        StormConfig {
+            max_incidents: self.positive("storm.max_incidents", raw.max_incidents, 5),
+            window_secs: self.positive("storm.window_secs", raw.window_secs, 60),
+        }
+    }
+
+    fn remediation(&mut self, raw: RawRemediation) -> RemediationConfig {
+        RemediationConfig {
+            enabled: raw.enabled.unwrap_or(false),
+            restart_stuck_executions: raw.restart_stuck_executions.unwrap_or(false),
+            max_per_pipeline_per_day: self.positive(
+                "remediation.max_per_pipeline_per_day",
+                raw.max_per_pipeline_per_day,
+                1,
+            ),
+        }
+    }
+
+    fn thresholds(&mut self, raw: RawThresholds, escalation: &EscalationConfig) -> Thresholds {
+        let coverage = raw.coverage_percent.unwrap_or(80.0);
+        if !(0.0..=100.0).contains(&coverage) || !coverage.is_finite() {
+            self.error(
+                "thresholds.coverage_percent",
+                format!("{coverage} is not a percentage; use a number from 0 to 100"),
+            );
+        }
+        let slow_recurrence_level = match raw.slow_recurrence_level {
+            Some(id) => self.level_ref("thresholds.slow_recurrence_level", &id, &escalation.levels),
+            None => 1.min(escalation.levels.len().saturating_sub(1)),
+        };
+        Thresholds {
+            deployment_duration_secs: self.positive(
+                "thresholds.deployment_duration_secs",
+                raw.deployment_duration_secs,
+                3600,
+            ),
+            stuck_after_secs: self.positive(
+                "thresholds.stuck_after_secs",
+                raw.stuck_after_secs,
+                900,
+            ),
+            coverage_percent: coverage,
+            slow_recurrence_count: self.positive(
+                "thresholds.slow_recurrence_count",
+                raw.slow_recurrence_count,
+                3,
+            ) as usize,
+            slow_recurrence_window_secs: self.positive(
+                "thresholds.slow_recurrence_window_secs",
+                raw.slow_recurrence_window_secs,
+                604_800,
+            ),
+            slow_recurrence_level,
+        }
+    }
+
+    fn detection(&mut self, raw: RawDetection) -> Detection {
+        let alarm_rules = match raw.alarm_rules {
+            None => defaults::alarm_rules()
+                .into_iter()
+                .map(|(suffix, incident_type)| AlarmRule {
+                    suffix: suffix.into(),
+                    incident_type,
+                })
+                .collect(),
+            Some(rules) => rules
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, rule)| {
+                    let path = format!("detection.alarm_rules[{i}]");
+                    let suffix = rule.suffix.unwrap_or_default();
+                    if suffix.is_empty() {
+                        self.error(
+                            format!("{path}.suffix"),
+                            "required; e.g. \"-pipeline-failures\"",
+                        );
+                    }
+                    let Some(raw_type) = rule.incident_type else {
+                        self.error(
+                            format!("{path}.incident_type"),
+                            format!("required; use one of: {}", type_names()),
+                        );
+                        return None;
+                    };
+                    let incident_type =
+                        self.incident_type(&format!("{path}.incident_type"), &raw_type)?;
+                    Some(AlarmRule {
+                        suffix,
+                        incident_type,
+                    })
+                })
+                .collect(),
+        };
+        let unmatched_alarms = match raw.unmatched_alarms.as_deref() {
+            None => Some(IncidentType::RollbackTriggered),
+            Some("ignore") => None,
+            Some(other) => self.incident_type("detection.unmatched_alarms", other),
+        };
+        Detection {
+            approval_actions: raw
+                .approval_actions
+                .unwrap_or_else(|| vec!["ApproveProduction".to_string()]),
+            alarm_rules,
+            unmatched_alarms,
+        }
+    }
+
+    fn environments(
+        &mut self,
+        defaults_raw: RawEnvironment,
+        list: Option<Vec<RawEnvironment>>,
+        aws: &AwsConfig,
+        notifiers: &NotifiersConfig,
+    ) -> Vec<Environment> {
+        if defaults_raw.name.is_some() {
+            self.error(
+                "environment_defaults.name",
+                "a name is per environment; move it to an [[environments]] entry",
+            );
+        }
+        let list = match list {
+            Some(list) if !list.is_empty() => list,
+            _ => {
+                self.error("environments", "no environment is defined; add at least one [[environments]] with a name (the runbook has test, staging, production)");
+                return Vec::new();
+            }
+        };
+        let default_channel = notifiers
+            .slack
+            .as_ref()
+            .map(|s| s.default_channel.clone())
+            .unwrap_or_else(|| defaults::SLACK_DEFAULT_CHANNEL.into());
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut pipelines: BTreeMap<String, usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, raw) in list.into_iter().enumerate() {
+            let path = format!("environments[{i}]");
+            if raw.enabled == Some(false) {
+                continue;
+            }
+            let name = raw.name.clone().unwrap_or_default();
+            if name.trim().is_empty() {
+                self.error(
+                    format!("{path}.name"),
+                    "required; name the environment, e.g. \"production\"",
+                );
+                continue;
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                self.error(
+                    format!("{path}.name"),
+                    format!("{name:?} may only contain letters, digits, '-' and '_'"),
+                );
+            }
+            if let Some(first) = names.insert(name.clone(), i) {
+                self.error(format!("{path}.name"), format!("duplicate environment {name:?} (also environments[{first}]); give each environment its own name"));
+            }
+            let field = |me: &mut Self,
+                         key: &str,
+                         own: &Option<String>,
+                         shared: &Option<String>,
+                         builtin: Option<&str>|
+             -> Option<String> {
+                let (template, from) = match (own, shared) {
+                    (Some(t), _) => (t.clone(), format!("{path}.{key}")),
+                    (None, Some(t)) => (t.clone(), format!("environment_defaults.{key}")),
+                    (None, None) => (builtin?.to_string(), format!("{path}.{key}")),
+                };
+                Some(me.template(&from, &template, &name, None, aws))
+            };
+            let prefix = field(
+                self,
+                "resource_prefix",
+                &raw.resource_prefix,
+                &defaults_raw.resource_prefix,
+                Some(defaults::RESOURCE_PREFIX),
+            )
+            .unwrap_or_default();
+            let with_prefix = |me: &mut Self,
+                               key: &str,
+                               own: &Option<String>,
+                               shared: &Option<String>,
+                               builtin: Option<&str>|
+             -> Option<String> {
+                let (template, from) = match (own, shared) {
+                    (Some(t), _) => (t.clone(), format!("{path}.{key}")),
+                    (None, Some(t)) => (t.clone(), format!("environment_defaults.{key}")),
+                    (None, None) => (builtin?.to_string(), format!("{path}.{key}")),
+                };
+                Some(me.template(&from, &template, &name, Some(&prefix), aws))
+            };
+            let pipeline = with_prefix(
+                self,
+                "pipeline",
+                &raw.pipeline,
+                &defaults_raw.pipeline,
+                Some(defaults::PIPELINE),
+            )
+            .unwrap_or_default();
+            if pipeline.trim().is_empty() {
+                self.error(
+                    format!("{path}.pipeline"),
+                    "empty; set the CodePipeline name (or resource_prefix)",
+                );
+            } else if let Some(first) = pipelines.insert(pipeline.clone(), i) {
+                self.error(format!("{path}.pipeline"), format!("pipeline {pipeline:?} is already watched by environments[{first}]; each pipeline belongs to one environment"));
+            }
+            let alarm_prefix = with_prefix(
+                self,
+                "alarm_prefix",
+                &raw.alarm_prefix,
+                &defaults_raw.alarm_prefix,
+                Some(defaults::ALARM_PREFIX),
+            )
+            .unwrap_or_default();
+            let build_project = with_prefix(
+                self,
+                "build_project",
+                &raw.build_project,
+                &defaults_raw.build_project,
+                Some(defaults::BUILD_PROJECT),
+            )
+            .unwrap_or_default();
+            let build_log_group = with_prefix(
+                self,
+                "build_log_group",
+                &raw.build_log_group,
+                &defaults_raw.build_log_group,
+                Some(defaults::BUILD_LOG_GROUP),
+            )
+            .unwrap_or_default();
+            let rollback_log_group = with_prefix(
+                self,
+                "rollback_log_group",
+                &raw.rollback_log_group,
+                &defaults_raw.rollback_log_group,
+                Some(defaults::ROLLBACK_LOG_GROUP),
+            )
+            .unwrap_or_default();
+            let deployments_table = with_prefix(
+                self,
+                "deployments_table",
+                &raw.deployments_table,
+                &defaults_raw.deployments_table,
+                Some(defaults::DEPLOYMENTS_TABLE),
+            )
+            .unwrap_or_default();
+            let health_url = with_prefix(
+                self,
+                "health_url",
+                &raw.health_url,
+                &defaults_raw.health_url,
+                None,
+            );
+            if let Some(url) = &health_url {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    self.error(format!("{path}.health_url"), format!("{url:?} is not an http(s) URL; write e.g. https://app.example.com/health"));
+                }
+            }
+            let sns_topic_arn = if notifiers.sns_enabled {
+                let arn = with_prefix(
+                    self,
+                    "sns_topic_arn",
+                    &raw.sns_topic_arn,
+                    &defaults_raw.sns_topic_arn,
+                    Some(defaults::SNS_TOPIC_ARN),
+                );
+                if let Some(arn) = &arn {
+                    if !arn.is_empty() {
+                        self.check_topic_arn(&format!("{path}.sns_topic_arn"), arn);
+                    }
+                }
+                arn
+            } else {
+                None
+            };
+            let slack_channel = with_prefix(
+                self,
+                "slack_channel",
+                &raw.slack_channel,
+                &defaults_raw.slack_channel,
+                None,
+            )
+            .unwrap_or_else(|| default_channel.clone());
+            self.check_channel(&format!("{path}.slack_channel"), &slack_channel);
+            out.push(Environment {
+                name,
+                pipeline,
+                alarm_prefix,
+                build_project,
+                build_log_group,
+                rollback_log_group,
+                deployments_table,
+                health_url,
+                sns_topic_arn,
+                slack_channel,
+            });
+        }
+        out
+    }
+
+    /// Expands `${VAR}` then the `{env}`, `{prefix}`, `{region}`, `{account}` placeholders.
+    fn template(
+        &mut self,
+        path: &str,
+        template: &str,
+        env: &str,
+        prefix: Option<&str>,
+        aws: &AwsConfig,
+    ) -> String {
+        let expanded = self.expand(path, template);
+        let mut out = String::with_capacity(expanded.len());
+        let mut rest = expanded.as_str();
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(len) = rest[start..].find('}') else {
+                self.error(path, format!("{template:?}: `{{` without `}}`; placeholders are {{env}}, {{prefix}}, {{region}}, {{account}}"));
+                return out;
+            };
+            let name = &rest[start + 1..start + len];
+            match name {
+                "env" => out.push_str(env),
+                "prefix" => match prefix {
+                    Some(p) => out.push_str(p),
+                    None => {
+                        self.error(path, "{prefix} cannot be used inside resource_prefix itself; use {env}");
+                    }
+                },
+                "region" => out.push_str(&aws.region),
+                "account" => match &aws.account_id {
+                    Some(a) => out.push_str(a),
+                    None if self.account_failed => {}
+                    None => self.error(
+                        path,
+                        format!("{template:?} uses {{account}} but aws.account_id is not set; set aws.account_id (e.g. \"${{AWS_ACCOUNT_ID}}\") or write the full value"),
+                    ),
+                },
+                other => self.error(
+                    path,
+                    format!("unknown placeholder {{{other}}} in {template:?}; use {{env}}, {{prefix}}, {{region}} or {{account}}"),
+                ),
+            }
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn policies(
+        &mut self,
+        raw: BTreeMap<String, RawPolicy>,
+        escalation: &EscalationConfig,
+        environments: &[Environment],
+    ) -> BTreeMap<IncidentType, Policy> {
+        let mut out: BTreeMap<IncidentType, Policy> = IncidentType::ALL
+            .into_iter()
+            .map(|t| (t, defaults::policy(t)))
+            .collect();
+        for (name, policy) in raw {
+            let path = format!("policies.{name}");
+            let Some(incident_type) = IncidentType::parse(&name) else {
+                self.error(
+                    path,
+                    format!(
+                        "unknown incident type {name:?}; use one of: {}",
+                        type_names()
+                    ),
+                );
+                continue;
+            };
+            let target = out
+                .entry(incident_type)
+                .or_insert_with(|| defaults::policy(incident_type));
+            self.apply_policy(&path, policy, target, escalation, environments);
+        }
+        // Built-in steps name levels by position; a shorter level list must be caught.
+        for (incident_type, policy) in &out {
+            for (i, step) in policy.steps.iter().enumerate() {
+                if step.level >= escalation.levels.len() {
+                    self.error(
+                        format!("policies.{incident_type}.escalation[{i}]"),
+                        format!(
+                            "the built-in policy escalates to level {} but only {} level(s) are defined; define more [[escalation.levels]] or set policies.{incident_type}.escalation",
+                            step.level + 1,
+                            escalation.levels.len()
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn apply_policy(
+        &mut self,
+        path: &str,
+        raw: RawPolicy,
+        policy: &mut Policy,
+        escalation: &EscalationConfig,
+        environments: &[Environment],
+    ) {
+        if let Some(enabled) = raw.enabled {
+            policy.enabled = enabled;
+        }
+        if let Some(s) = raw.severity {
+            if let Some(s) = self.severity(&format!("{path}.severity"), &s) {
+                policy.severity = s;
+            }
+        }
+        if let Some(map) = raw.severity_by_environment {
+            policy.severity_by_environment.clear();
+            for (env, s) in map {
+                let p = format!("{path}.severity_by_environment.{env}");
+                if !environments.iter().any(|e| e.name == env) {
+                    self.error(
+                        &p,
+                        format!(
+                            "no environment named {env:?}; use one of the [[environments]] names"
+                        ),
+                    );
+                }
+                if let Some(s) = self.severity(&p, &s) {
+                    policy.severity_by_environment.insert(env, s);
+                }
+            }
+        }
+        if let Some(secs) = raw.ack_target_secs {
+            policy.ack_target_secs = (secs > 0).then_some(secs);
+        }
+        if let Some(steps) = raw.escalation {
+            policy.steps = steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| self.step(&format!("{path}.escalation[{i}]"), s, escalation))
+                .collect();
+        }
+        if let Some(diagnostics) = raw.diagnostics {
+            self.apply_diagnostics(
+                &format!("{path}.diagnostics"),
+                diagnostics,
+                &mut policy.diagnostics,
+                environments,
+            );
+        }
+    }
+
+    fn step(&mut self, path: &str, raw: RawStep, escalation: &EscalationConfig) -> Step {
+        let level = match raw.level {
+            Some(id) => self.level_ref(&format!("{path}.level"), &id, &escalation.levels),
+            None => {
+                self.error(
+                    format!("{path}.level"),
+                    "required; name a level from [[escalation.levels]], e.g. \"L1\"",
+                );
+                0
+            }
+        };
+        let until = match raw.until.as_deref() {
+            None | Some("acknowledged") => Until::Acknowledged,
+            Some("resolved") => Until::Resolved,
+            Some(other) => {
+                self.error(
+                    format!("{path}.until"),
+                    format!("unknown value {other:?}; use \"acknowledged\" or \"resolved\""),
+                );
+                Until::Acknowledged
+            }
+        };
+        let when = match raw.when.as_deref() {
+            None => None,
+            Some("critical_findings") => Some(StepCondition::CriticalFindings),
+            Some(other) => {
+                self.error(
+                    format!("{path}.when"),
+                    format!(
+                        "unknown condition {other:?}; the only condition is \"critical_findings\""
+                    ),
+                );
+                None
+            }
+        };
+        let repeat_every_secs = match raw.repeat_every_secs {
+            Some(0) => {
+                self.error(
+                    format!("{path}.repeat_every_secs"),
+                    "must be greater than 0 (omit it for no repeats)",
+                );
+                None
+            }
+            other => other,
+        };
+        let max_repeats = match (raw.max_repeats, repeat_every_secs) {
+            (Some(n), None) if n > 0 => {
+                self.error(
+                    format!("{path}.max_repeats"),
+                    "needs repeat_every_secs; set how often to repeat",
+                );
+                0
+            }
+            (Some(n), _) if n > 100 => {
+                self.error(
+                    format!("{path}.max_repeats"),
+                    format!("{n} repeats is too many; use at most 100"),
+                );
+                100
+            }
+            (Some(n), _) => n,
+            (None, Some(_)) => 8,
+            (None, None) => 0,
+        };
+        Step {
+            level,
+            after_secs: raw.after_secs.unwrap_or(0),
+            until,
+            repeat_every_secs,
+            max_repeats,
+            when,
+        }
+    }
+
+    fn apply_diagnostics(
+        &mut self,
+        path: &str,
+        raw: RawDiagnostics,
+        list: &mut Vec<Diagnostic>,
+        environments: &[Environment],
+    ) {
+        for (name, toggle) in [
+            ("pipeline_state", raw.pipeline_state),
+            ("execution_details", raw.execution_details),
+            ("deployment_record", raw.deployment_record),
+            ("alarms", raw.alarms),
+            ("stage_durations", raw.stage_durations),
+        ] {
+            if let Some(t) = toggle {
+                self.check_timeout(&format!("{path}.{name}.timeout_secs"), t.timeout_secs);
+                upsert(list, name, t.enabled, |d| with_timeout(d, t.timeout_secs));
+            }
+        }
+        for (name, search) in [
+            ("build_log", raw.build_log),
+            ("coverage_report", raw.coverage_report),
+            ("security_report", raw.security_report),
+            ("rollback_log", raw.rollback_log),
+        ] {
+            let Some(s) = search else { continue };
+            if s.window_secs == Some(0) {
+                self.error(
+                    format!("{path}.{name}.window_secs"),
+                    "must be greater than 0",
+                );
+            }
+            if s.max_lines == Some(0) {
+                self.error(format!("{path}.{name}.max_lines"), "must be greater than 0");
+            }
+            if s.patterns
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|x| x.trim().is_empty()))
+            {
+                self.error(
+                    format!("{path}.{name}.patterns"),
+                    "contains an empty pattern; remove it",
+                );
+            }
+            self.check_timeout(&format!("{path}.{name}.timeout_secs"), s.timeout_secs);
+            upsert(list, name, s.enabled, |d| update_search(d, &s));
+        }
+        if let Some(h) = raw.health_check {
+            if h.expect_status_below
+                .is_some_and(|s| !(200..=600).contains(&s))
+            {
+                self.error(
+                    format!("{path}.health_check.expect_status_below"),
+                    "use an HTTP status between 200 and 600, e.g. 400",
+                );
+            }
+            self.check_timeout(&format!("{path}.health_check.timeout_secs"), h.timeout_secs);
+            upsert(list, "health_check", h.enabled, |d| match d {
+                Diagnostic::HealthCheck {
+                    timeout_secs,
+                    expect_status_below,
+                } => Diagnostic::HealthCheck {
+                    timeout_secs: h.timeout_secs.unwrap_or(timeout_secs),
+                    expect_status_below: h
+                        .expect_status_below
+                        .map_or(expect_status_below, |v| v.min(600) as u16),
+                },
+                other => other,
+            });
+        }
+        if let Some(r) = raw.related_environment {
+            if let Some(env) = &r.environment {
+                if !environments.iter().any(|e| &e.name == env) {
+                    self.error(
+                        format!("{path}.related_environment.environment"),
+                        format!(
+                            "no environment named {env:?}; use one of the [[environments]] names"
+                        ),
+                    );
+                }
+            }
+            self.check_timeout(
+                &format!("{path}.related_environment.timeout_secs"),
+                r.timeout_secs,
+            );
+            upsert(list, "related_environment", r.enabled, |d| match d {
+                Diagnostic::RelatedEnvironment {
+                    environment,
+                    timeout_secs,
+                } => Diagnostic::RelatedEnvironment {
+                    environment: r.environment.clone().unwrap_or(environment),
+                    timeout_secs: r.timeout_secs.unwrap_or(timeout_secs),
+                },
+                other => other,
+            });
+        }
+    }
+
+    fn check_timeout(&mut self, path: &str, timeout: Option<u64>) {
+        match timeout {
+            Some(0) => self.error(path, "must be greater than 0"),
+            Some(t) if t > 300 => self.error(
+                path,
+                format!("{t} s is longer than a diagnostic may take; use at most 300"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Replaces (or adds, or removes when disabled) the diagnostic `name` in a policy's list.
+fn upsert(
+    list: &mut Vec<Diagnostic>,
+    name: &str,
+    enabled: Option<bool>,
+    build: impl FnOnce(Diagnostic) -> Diagnostic,
+) {
+    let position = list.iter().position(|d| d.name() == name);
+    if enabled == Some(false) {
+        if let Some(p) = position {
+            list.remove(p);
+        }
+        return;
+    }
+    let Some(base) = position
+        .map(|p| list[p].clone())
+        .or_else(|| defaults::diagnostic(name))
+    else {
+        return;
+    };
+    let updated = build(base);
+    match position {
+        Some(p) => list[p] = updated,
+        None => list.push(updated),
+    }
+}
+
+fn with_timeout(d: Diagnostic, timeout: Option<u64>) -> Diagnostic {
+    let Some(t) = timeout else { return d };
+    match d {
+        Diagnostic::PipelineState { .. } => Diagnostic::PipelineState { timeout_secs: t },
+        Diagnostic::ExecutionDetails { .. } => Diagnostic::ExecutionDetails { timeout_secs: t },
+        Diagnostic::DeploymentRecord { .. } => Diagnostic::DeploymentRecord { timeout_secs: t },
+        Diagnostic::Alarms { .. } => Diagnostic::Alarms { timeout_secs: t },
+        Diagnostic::StageDurations { .. } => Diagnostic::StageDurations { timeout_secs: t },
+        other => other,
+    }
+}
+
+fn update_search(d: Diagnostic, raw: &RawLogSearch) -> Diagnostic {
+    let apply = |mut s: LogSearch| {
+        if let Some(v) = raw.window_secs {
+            s.window_secs = v;
+        }
+        if let Some(v) = &raw.patterns {
+            s.patterns = v.clone();
+        }
+        if let Some(v) = raw.context_lines {
+            s.context_lines = v;
+        }
+        if let Some(v) = raw.max_lines {
+            s.max_lines = v;
+        }
+        if let Some(v) = raw.timeout_secs {
+            s.timeout_secs = v;
+        }
+        s
+    };
+    match d {
+        Diagnostic::BuildLog(s) => Diagnostic::BuildLog(apply(s)),
+        Diagnostic::CoverageReport(s) => Diagnostic::CoverageReport(apply(s)),
+        Diagnostic::SecurityReport(s) => Diagnostic::SecurityReport(apply(s)),
+        Diagnostic::RollbackLog(s) => Diagnostic::RollbackLog(apply(s)),
+        other => other,
+    }
+}
+
+fn type_names() -> String {
+    IncidentType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

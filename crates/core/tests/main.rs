@@ -1,0 +1,6 @@
+//! Integration tests of the core crate (one binary, modules per area).
+
+mod event_props;
+mod support;
+
+mod events;

@@ -1,0 +1,126 @@
+//! Command-line interface: one subcommand per job, every one with `--help`.
+
+use crate::explain;
+use clap::{Parser, Subcommand};
+use pipeline_responder_core::config::{self, Config};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code for an invalid configuration (`check-config`, and any command that loads one).
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+/// Exit code for an input file that cannot be read or parsed.
+pub const EXIT_BAD_INPUT: u8 = 3;
+
+/// Automates the incident response of the CD pipeline runbook: sees CodePipeline failures first,
+/// runs the runbook's diagnostics, posts to Slack and SNS, escalates until acknowledged.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline-responder", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "PIPELINE_RESPONDER_CONFIG",
+        default_value = "config/pipeline-responder.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (SQS consumer, watcher, diagnostics, notifications, escalation).
+    Run {
+        /// Do everything but send nothing: Slack, SNS and remediation calls are logged instead.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the configuration; print every error with its TOML path. Exit 0 valid, 2 invalid.
+    CheckConfig,
+    /// Offline dry run of the rules for one event file: prints the decision as JSON. No AWS call.
+    Explain(explain::ExplainArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::CheckConfig => check_config(&cli.config),
+        Command::Explain(args) => match load(&cli.config) {
+            Ok(config) => explain::run(&config, &args),
+            Err(code) => code,
+        },
+        Command::Run { dry_run } => match load(&cli.config) {
+            Ok(_) => {
+                let mode = if dry_run { " (dry-run)" } else { "" };
+                eprintln!(
+                    "pipeline-responder run{mode}: not yet: the daemon runtime lands with the SQS consumer (issue 3); check-config and explain work today"
+                );
+                ExitCode::FAILURE
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+/// Loads the configuration or prints every error and returns the exit code.
+pub fn load(path: &Path) -> Result<Config, ExitCode> {
+    config::load_file(path).map_err(|errors| {
+        eprintln!(
+            "{}: invalid configuration ({} error(s))",
+            path.display(),
+            errors.0.len()
+        );
+        eprintln!("{errors}");
+        ExitCode::from(EXIT_INVALID_CONFIG)
+    })
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(config) => {
+            println!(
+                "{}: valid — {} environment(s): {}; store {}; sources: {}{}; notifiers: {}{}{}",
+                path.display(),
+                config.environments.len(),
+                config
+                    .environments
+                    .iter()
+                    .map(|e| format!("{} ({})", e.name, e.pipeline))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match &config.store {
+                    config::StoreConfig::Embedded { .. } => "embedded",
+                    config::StoreConfig::Dynamodb { .. } => "dynamodb",
+                },
+                if config.sources.sqs.is_some() {
+                    "sqs "
+                } else {
+                    ""
+                },
+                if config.sources.watcher.is_some() {
+                    "watcher"
+                } else {
+                    ""
+                },
+                if config.notifiers.slack.is_some() {
+                    "slack "
+                } else {
+                    ""
+                },
+                if config.notifiers.sns_enabled {
+                    "sns"
+                } else {
+                    ""
+                },
+                if config.daemon.dry_run {
+                    "; DRY-RUN"
+                } else {
+                    ""
+                },
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}

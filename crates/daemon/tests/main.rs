@@ -1,0 +1,3 @@
+//! Tests of the `pipeline-responder` binary (one test binary, modules per command).
+
+mod cli;
