@@ -4,3 +4,6 @@ mod event_props;
 mod support;
 
 mod events;
+
+mod config;
+mod rules;

@@ -2,11 +2,12 @@
 
 use crate::cli::EXIT_BAD_INPUT;
 use chrono::{DateTime, Utc};
-use pipeline_responder_core::config::Config;
-use pipeline_responder_core::decision::{Action, Decision};
-use pipeline_responder_core::event::{parse_message, Parsed};
-use pipeline_responder_core::incident::IncidentsView;
+use pipeline_responder_core::config::{Config, Diagnostic};
+use pipeline_responder_core::decision::{Action, Deadline, Decision, Notification};
+use pipeline_responder_core::event::{parse_message, Carrier, Event, Parsed};
+use pipeline_responder_core::incident::{IncidentType, IncidentsView, Severity};
 use pipeline_responder_core::rules;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,12 +82,45 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-/// The decision with its headline facts lifted to the top.
-fn render(
-    event: &pipeline_responder_core::event::Event,
-    decision: &Decision,
-    now: DateTime<Utc>,
-) -> Value {
+/// The decision with its headline facts first, in reading order.
+#[derive(Debug, Serialize)]
+struct Explanation<'a> {
+    outcome: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    incident_type: Option<IncidentType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<Severity>,
+    environment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipeline: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ack_by: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostics: Option<&'a [Diagnostic]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notifications: Option<&'a [Notification]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation_schedule: Option<&'a [Deadline]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resolves: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    event: EventSummary<'a>,
+    evaluated_at: DateTime<Utc>,
+    actions: &'a [Action],
+}
+
+#[derive(Debug, Serialize)]
+struct EventSummary<'a> {
+    id: &'a str,
+    kind: &'static str,
+    carrier: Carrier,
+    time: DateTime<Utc>,
+}
+
+fn render(event: &Event, decision: &Decision, now: DateTime<Utc>) -> Value {
     let outcome = match decision.actions.first() {
         None => "none",
         Some(Action::Open(_)) => "open",
@@ -95,34 +129,29 @@ fn render(
         Some(Action::Resolve { .. }) => "resolve",
         Some(Action::Escalate { .. }) => "escalate",
     };
-    let mut out = json!({
-        "outcome": outcome,
-        "event": {
-            "id": event.id,
-            "kind": event.kind_name(),
-            "carrier": event.carrier,
-            "time": event.time,
+    let open = decision.opened();
+    let explanation = Explanation {
+        outcome,
+        incident_type: open.map(|o| o.incident_type),
+        key: open.map(|o| o.key.as_str()),
+        severity: open.map(|o| o.severity),
+        environment: decision.environment.as_deref(),
+        pipeline: open.map(|o| o.pipeline.as_str()),
+        ack_by: open.and_then(|o| o.ack_by),
+        diagnostics: open.map(|o| o.diagnostics.as_slice()),
+        notifications: open.map(|o| o.notifications.as_slice()),
+        escalation_schedule: open.map(|o| o.schedule.as_slice()),
+        resolves: decision.resolved_keys(),
+        reason: decision.ignored.as_deref(),
+        event: EventSummary {
+            id: &event.id,
+            kind: event.kind_name(),
+            carrier: event.carrier,
+            time: event.time,
         },
-        "evaluated_at": now,
-        "environment": decision.environment,
-    });
-    if let Some(open) = decision.opened() {
-        out["type"] = json!(open.incident_type);
-        out["key"] = json!(open.key);
-        out["severity"] = json!(open.severity);
-        out["pipeline"] = json!(open.pipeline);
-        out["ack_by"] = json!(open.ack_by);
-        out["diagnostics"] = json!(open.diagnostics);
-        out["notifications"] = json!(open.notifications);
-        out["escalation_schedule"] = json!(open.schedule);
-    }
-    let resolved = decision.resolved_keys();
-    if !resolved.is_empty() {
-        out["resolves"] = json!(resolved);
-    }
-    if let Some(reason) = &decision.ignored {
-        out["reason"] = json!(reason);
-    }
-    out["actions"] = json!(decision.actions);
-    out
+        evaluated_at: now,
+        actions: &decision.actions,
+    };
+    serde_json::to_value(&explanation)
+        .unwrap_or_else(|e| json!({ "outcome": "error", "error": e.to_string() }))
 }

@@ -1,3 +1,4 @@
 //! Tests of the `pipeline-responder` binary (one test binary, modules per command).
 
-mod cli;
+mod check_config;
+mod explain;

@@ -1,1 +1,0 @@
-//! check-config and explain through the real binary.
