@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use pipeline_responder_core::event::{
-    parse_message, Carrier, ParseError, Parsed, MAX_MESSAGE_BYTES,
+    parse_message, parse_message_general, Carrier, ParseError, Parsed, MAX_MESSAGE_BYTES,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -89,6 +89,15 @@ fn json_corpus() -> &'static [(String, Value)] {
 /// Parses `body` and checks the invariants of whatever comes back.
 fn exercise(body: &str) -> Result<Parsed, ParseError> {
     let result = parse_message(body);
+    // The fast path must never change an answer: whatever it accepts, the general parser
+    // accepts identically (size and blank checks come before both).
+    if body.len() <= MAX_MESSAGE_BYTES && !body.trim().is_empty() {
+        assert_eq!(
+            result,
+            parse_message_general(body),
+            "fast and general parsers differ on {body:.300}"
+        );
+    }
     if let Ok(parsed) = &result {
         serde_json::to_value(parsed).unwrap();
     }
@@ -298,6 +307,54 @@ fn insert_at(value: &mut Value, pointer: &str, key: String, new: Value) {
     }
 }
 
+/// Keys the parsers read, so that mutations hit the fields that matter.
+const KNOWN_KEYS: &[&str] = &[
+    "id",
+    "time",
+    "region",
+    "account",
+    "detail",
+    "detail-type",
+    "detailType",
+    "Type",
+    "Message",
+    "pipeline",
+    "execution-id",
+    "state",
+    "stage",
+    "action",
+    "action-execution-id",
+    "type",
+    "category",
+    "provider",
+    "start-time",
+    "execution-result",
+    "error-code",
+    "external-execution-summary",
+    "execution-trigger",
+    "trigger-type",
+    "stop-execution-comments",
+    "alarmName",
+    "previousState",
+    "value",
+    "reason",
+    "reasonData",
+    "timestamp",
+    "project-name",
+    "build-id",
+    "build-status",
+    "additional-information",
+    "logs",
+    "group-name",
+    "stream-name",
+    "completed-phase",
+    "completed-phase-status",
+    "completed-phase-duration-seconds",
+    "build-start-time",
+    "event",
+    "environment",
+];
+
 /// A pick of one object inside one JSON sample.
 fn pick_object(sample: Index, object: Index) -> (String, Value, String) {
     let (name, value) = sample.get(json_corpus()).clone();
@@ -361,6 +418,18 @@ proptest! {
             json_corpus().iter().filter(|(_, v)| v.get("detail").is_some()).collect();
         let mut value = sample.get(&with_detail).1.clone();
         insert_at(&mut value, "/detail", key, new);
+        let _ = exercise(&value.to_string());
+    }
+
+    #[test]
+    fn known_keys_replaced_with_random_json_parse_the_same_on_both_paths(
+        sample in any::<Index>(),
+        object in any::<Index>(),
+        key in prop::sample::select(KNOWN_KEYS),
+        new in arb_json(),
+    ) {
+        let (_, mut value, pointer) = pick_object(sample, object);
+        insert_at(&mut value, &pointer, key.to_string(), new);
         let _ = exercise(&value.to_string());
     }
 

@@ -1758,3 +1758,33 @@ fn transition_key_differs_between_stages_actions_and_executions() {
         );
     }
 }
+
+#[test]
+fn arrays_where_objects_belong_are_rejected_not_read_by_position() {
+    // Serde's derived structs accept `[a, b]` for `{first: a, second: b}`; the parser must not.
+    for (pointer, value) in [
+        ("/detail/type", json!(["AWS", "Deploy"])),
+        ("/detail/execution-result", json!(["u", "s", "i", "c"])),
+        (
+            "/detail",
+            json!([
+                "myPipeline",
+                "e",
+                "Deploy",
+                "Deploy",
+                "a",
+                "FAILED",
+                null,
+                null,
+                null
+            ]),
+        ),
+    ] {
+        let mut event = fixture_json("codepipeline-action-failed.json");
+        *event.pointer_mut(pointer).unwrap() = value;
+        let err = parse_err(&event.to_string());
+        assert_eq!(err.reason(), "wrong_type", "{pointer}: {err}");
+    }
+    let body = format!("[{}]", fixture("codepipeline-pipeline-failed.json"));
+    assert_eq!(parse_err(&body).reason(), "wrong_type");
+}

@@ -6,4 +6,5 @@ mod support;
 mod events;
 
 mod config;
+mod readme;
 mod rules;

@@ -8,7 +8,7 @@ use pipeline_responder_core::event::{parse_message, Carrier, Event, Parsed};
 use pipeline_responder_core::incident::{IncidentType, IncidentsView, Severity};
 use pipeline_responder_core::rules;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,23 +42,23 @@ pub fn run(config: &Config, args: &ExplainArgs) -> ExitCode {
         },
     };
     let output = match parse_message(&body) {
-        Err(error) => json!({
+        Err(error) => serde_json::to_string_pretty(&json!({
             "outcome": "rejected",
             "reason": error.reason(),
             "error": error.to_string(),
-        }),
-        Ok(Parsed::Ignored { reason, kind }) => json!({
+        })),
+        Ok(Parsed::Ignored { reason, kind }) => serde_json::to_string_pretty(&json!({
             "outcome": "ignored",
             "kind": kind,
             "reason": reason,
-        }),
+        })),
         Ok(Parsed::Event(event)) => {
             let now = args.now.unwrap_or(event.time);
             let decision = rules::evaluate(config, &event, &view, now);
             render(&event, &decision, now)
         }
     };
-    match serde_json::to_string_pretty(&output) {
+    match output {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
@@ -120,7 +120,11 @@ struct EventSummary<'a> {
     time: DateTime<Utc>,
 }
 
-fn render(event: &Event, decision: &Decision, now: DateTime<Utc>) -> Value {
+fn render(
+    event: &Event,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<String, serde_json::Error> {
     let outcome = match decision.actions.first() {
         None => "none",
         Some(Action::Open(_)) => "open",
@@ -152,6 +156,6 @@ fn render(event: &Event, decision: &Decision, now: DateTime<Utc>) -> Value {
         evaluated_at: now,
         actions: &decision.actions,
     };
-    serde_json::to_value(&explanation)
-        .unwrap_or_else(|e| json!({ "outcome": "error", "error": e.to_string() }))
+    // Serialised straight from the struct so the headline fields come first.
+    serde_json::to_string_pretty(&explanation)
 }

@@ -64,7 +64,9 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             .map(|span| {
                 let before = &text[..span.start.min(text.len())];
                 let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                // In characters, as editors count them (not bytes).
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let column = before[line_start..].chars().count() + 1;
                 format!("line {line}, column {column}")
             })
             .unwrap_or_else(|| "(file)".into());
@@ -76,6 +78,9 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let mut errors = Vec::new();
     let raw = deserialize_raw(table, &mut errors);
     let config = Resolver::new(env, &mut errors).resolve(raw);
+    // A template in [environment_defaults] is resolved once per environment; say it once.
+    let mut seen = std::collections::BTreeSet::new();
+    errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -172,34 +177,88 @@ fn entries(value: toml::Value, key: &str, errors: &mut Vec<ConfigError>) -> Vec<
     }
 }
 
-/// Deserializes one unit, recording every unknown key and the first type error with full paths.
+/// Type errors reported per unit at most; past this the unit falls back to its defaults.
+const MAX_TYPE_ERRORS_PER_UNIT: usize = 50;
+
+/// Deserializes one unit, recording every unknown key and every type error with full paths.
+///
+/// On a type error the offending value is dropped and the unit deserialized again, so that one
+/// wrong type neither hides the unit's other problems nor resets its other values to defaults
+/// (which would report consequences such as "queue_url: required" for a queue URL that is set).
 fn unit<T: DeserializeOwned>(
-    value: toml::Value,
+    mut value: toml::Value,
     prefix: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<T> {
-    let mut unknown = Vec::new();
-    let mut track = serde_path_to_error::Track::new();
-    let result = serde_ignored::deserialize(
-        serde_path_to_error::Deserializer::new(value, &mut track),
-        |path| unknown.push(path.to_string()),
-    );
+    let mut unknown: Vec<String> = Vec::new();
+    let mut type_errors = Vec::new();
+    let parsed = loop {
+        let mut track = serde_path_to_error::Track::new();
+        let mut ignored = Vec::new();
+        let result = serde_ignored::deserialize(
+            serde_path_to_error::Deserializer::new(value.clone(), &mut track),
+            |path| ignored.push(path.to_string()),
+        );
+        for path in ignored {
+            if !unknown.contains(&path) {
+                unknown.push(path);
+            }
+        }
+        match result {
+            Ok(parsed) => break Some(parsed),
+            Err(e) => {
+                let path = track.path();
+                let inner = path.to_string();
+                type_errors.push(ConfigError {
+                    path: join_path(prefix, if inner == "." { "" } else { &inner }),
+                    // `message()`, not `to_string()`: the latter appends "in `key`" on its own line.
+                    message: explain_type_error(e.message()),
+                });
+                let segments: Vec<_> = path.iter().cloned().collect();
+                if type_errors.len() >= MAX_TYPE_ERRORS_PER_UNIT
+                    || !remove_at(&mut value, &segments)
+                {
+                    break None;
+                }
+            }
+        }
+    };
     for path in unknown {
         errors.push(ConfigError {
             path: join_path(prefix, &path),
             message: "unknown key; remove it or check its spelling against the configuration reference in README.md".into(),
         });
     }
-    match result {
-        Ok(parsed) => Some(parsed),
-        Err(e) => {
-            let inner = track.path().to_string();
-            errors.push(ConfigError {
-                path: join_path(prefix, if inner == "." { "" } else { &inner }),
-                message: explain_type_error(&e.to_string()),
-            });
-            None
+    errors.extend(type_errors);
+    parsed
+}
+
+/// Removes the value at `path`: the table key, or the whole array for an array element (removing
+/// only the element would shift the indexes reported for later elements). False when there is
+/// nothing to remove: the unit itself has the wrong type, or the path cannot be followed.
+fn remove_at(value: &mut toml::Value, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    if matches!(last, Segment::Seq { .. }) {
+        return remove_at(value, parents);
+    }
+    let mut current = value;
+    for segment in parents {
+        let next = match (segment, current) {
+            (Segment::Map { key }, toml::Value::Table(t)) => t.get_mut(key),
+            (Segment::Seq { index }, toml::Value::Array(a)) => a.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(v) => current = v,
+            None => return false,
         }
+    }
+    match (last, current) {
+        (Segment::Map { key }, toml::Value::Table(t)) => t.remove(key).is_some(),
+        _ => false,
     }
 }
 

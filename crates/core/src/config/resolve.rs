@@ -15,6 +15,10 @@ pub(crate) struct Resolver<'a> {
     errors: &'a mut Vec<ConfigError>,
     /// `aws.account_id` was given but could not be expanded (already reported once).
     account_failed: bool,
+    /// Paths already reported while reading the file (wrong type, unknown key). What the
+    /// resolver finds at or under them is a consequence (a default stood in for the bad value),
+    /// not a second mistake, and is not reported.
+    reported: Vec<String>,
 }
 
 impl<'a> Resolver<'a> {
@@ -22,16 +26,22 @@ impl<'a> Resolver<'a> {
         env: &'a dyn Fn(&str) -> Option<String>,
         errors: &'a mut Vec<ConfigError>,
     ) -> Self {
+        let reported = errors.iter().map(|e| e.path.clone()).collect();
         Self {
             env,
             errors,
             account_failed: false,
+            reported,
         }
     }
 
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        if self.already_reported(&path) {
+            return;
+        }
         self.errors.push(ConfigError {
-            path: path.into(),
+            path,
             message: message.into(),
         });
     }
@@ -74,6 +84,16 @@ impl<'a> Resolver<'a> {
             environments,
             policies,
         }
+    }
+
+    /// `path`, or a value containing it, was already reported while reading the file. A bad
+    /// `enabled` covers its whole section: whether the section's requirements apply is unknown.
+    fn already_reported(&self, path: &str) -> bool {
+        self.reported.iter().any(|r| {
+            let covered = r.strip_suffix(".enabled").unwrap_or(r);
+            path.strip_prefix(covered)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
     }
 
     // ----- scalar helpers -------------------------------------------------------------------
@@ -134,7 +154,12 @@ impl<'a> Resolver<'a> {
     fn positive(&mut self, path: &str, value: Option<u64>, default: u64) -> u64 {
         match value {
             Some(0) => {
-                self.error(path, "must be greater than 0");
+                self.error(
+                    path,
+                    format!(
+                        "must be greater than 0; write a positive whole number (default {default})"
+                    ),
+                );
                 default
             }
             Some(v) => v,
@@ -244,7 +269,7 @@ impl<'a> Resolver<'a> {
         }
         let before = self.errors.len();
         let account_id = raw.account_id.map(|a| self.expand("aws.account_id", &a));
-        self.account_failed = self.errors.len() > before;
+        self.account_failed = self.errors.len() > before || self.already_reported("aws.account_id");
         if let Some(account) = &account_id {
             if !account.is_empty()
                 && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
@@ -271,7 +296,7 @@ impl<'a> Resolver<'a> {
             Err(_) => {
                 self.error(
                     "http.listen",
-                    format!("{listen_raw:?} is not a socket address; write host:port, e.g. 0.0.0.0:9090"),
+                    format!("{listen_raw:?} is not an IP address and port; write e.g. 0.0.0.0:9090 (all interfaces) or 127.0.0.1:9090 (host names are not resolved)"),
                 );
                 ([0, 0, 0, 0], 9090).into()
             }
@@ -707,6 +732,7 @@ impl<'a> Resolver<'a> {
                     format!("{name:?} may only contain letters, digits, '-' and '_'"),
                 );
             }
+            let duplicate_name = names.contains_key(&name);
             if let Some(first) = names.insert(name.clone(), i) {
                 self.error(format!("{path}.name"), format!("duplicate environment {name:?} (also environments[{first}]); give each environment its own name"));
             }
@@ -723,6 +749,7 @@ impl<'a> Resolver<'a> {
                 };
                 Some(me.template(&from, &template, &name, None, aws))
             };
+            let before_names = self.errors.len();
             let prefix = field(
                 self,
                 "resource_prefix",
@@ -752,10 +779,15 @@ impl<'a> Resolver<'a> {
                 Some(defaults::PIPELINE),
             )
             .unwrap_or_default();
-            if pipeline.trim().is_empty() {
+            // A bad prefix or pipeline template was reported just above, and a duplicate name
+            // gives the same default pipeline: either way the pipeline is no news.
+            let pipeline_resolved = self.errors.len() == before_names && !duplicate_name;
+            if !pipeline_resolved {
+                // Nothing to compare.
+            } else if pipeline.trim().is_empty() {
                 self.error(
                     format!("{path}.pipeline"),
-                    "empty; set the CodePipeline name (or resource_prefix)",
+                    "is empty; set the CodePipeline name (or resource_prefix)",
                 );
             } else if let Some(first) = pipelines.insert(pipeline.clone(), i) {
                 self.error(format!("{path}.pipeline"), format!("pipeline {pipeline:?} is already watched by environments[{first}]; each pipeline belongs to one environment"));
@@ -812,7 +844,21 @@ impl<'a> Resolver<'a> {
                     self.error(format!("{path}.health_url"), format!("{url:?} is not an http(s) URL; write e.g. https://app.example.com/health"));
                 }
             }
-            let sns_topic_arn = if notifiers.sns_enabled {
+            let sns_topic_arn = if notifiers.sns_enabled
+                && raw.sns_topic_arn.is_none()
+                && defaults_raw.sns_topic_arn.is_none()
+                && aws.account_id.is_none()
+            {
+                // The built-in ARN needs the account: one error at the key to set, not one per
+                // environment at a key the file does not contain.
+                if !self.account_failed {
+                    self.error(
+                        "aws.account_id",
+                        format!("required by the default SNS topic ARN {:?}; set aws.account_id (e.g. \"${{AWS_ACCOUNT_ID}}\"), write sns_topic_arn for each environment, or set notifiers.sns.enabled = false", defaults::SNS_TOPIC_ARN),
+                    );
+                }
+                None
+            } else if notifiers.sns_enabled {
                 let arn = with_prefix(
                     self,
                     "sns_topic_arn",
@@ -1038,7 +1084,7 @@ impl<'a> Resolver<'a> {
             Some(0) => {
                 self.error(
                     format!("{path}.repeat_every_secs"),
-                    "must be greater than 0 (omit it for no repeats)",
+                    "must be greater than 0; omit it for no repeats",
                 );
                 None
             }
@@ -1102,11 +1148,14 @@ impl<'a> Resolver<'a> {
             if s.window_secs == Some(0) {
                 self.error(
                     format!("{path}.{name}.window_secs"),
-                    "must be greater than 0",
+                    "must be greater than 0; write how many seconds back to search, e.g. 1800",
                 );
             }
             if s.max_lines == Some(0) {
-                self.error(format!("{path}.{name}.max_lines"), "must be greater than 0");
+                self.error(
+                    format!("{path}.{name}.max_lines"),
+                    "must be greater than 0; write how many lines to keep, e.g. 40 (or set enabled = false)",
+                );
             }
             if s.patterns
                 .as_ref()
@@ -1173,7 +1222,10 @@ impl<'a> Resolver<'a> {
 
     fn check_timeout(&mut self, path: &str, timeout: Option<u64>) {
         match timeout {
-            Some(0) => self.error(path, "must be greater than 0"),
+            Some(0) => self.error(
+                path,
+                "must be greater than 0; write a budget in seconds, e.g. 10",
+            ),
             Some(t) if t > 300 => self.error(
                 path,
                 format!("{t} s is longer than a diagnostic may take; use at most 300"),

@@ -72,7 +72,7 @@ pub fn expand_env(
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
             return Err(ExpandError::Malformed(format!(
-                "`${{` at byte {} has no closing `}}`",
+                "`${{` at byte {} has no closing `}}`; write ${{NAME}} or ${{NAME:-default}}",
                 raw.len() - rest.len() + start
             )));
         };

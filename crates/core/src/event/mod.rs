@@ -9,11 +9,14 @@
 mod cloudwatch;
 mod codebuild;
 mod codepipeline;
+mod fast;
 mod lenient;
 mod notification;
 mod parse;
 
-pub use parse::{parse_message, parse_value, ParseError, Parsed, MAX_MESSAGE_BYTES};
+pub use parse::{
+    parse_message, parse_message_general, parse_value, ParseError, Parsed, MAX_MESSAGE_BYTES,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

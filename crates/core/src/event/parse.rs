@@ -95,6 +95,19 @@ pub fn parse_message(body: &str) -> Result<Parsed, ParseError> {
     if body.trim().is_empty() {
         return Err(ParseError::Empty);
     }
+    if let Some(event) = super::fast::parse(body) {
+        return Ok(Parsed::Event(event));
+    }
+    let value: Value = serde_json::from_str(body).map_err(|e| ParseError::NotJson {
+        field: ROOT.into(),
+        detail: e.to_string(),
+    })?;
+    parse_value(&value)
+}
+
+/// The general parser alone, without the fast path (for tests that compare the two).
+#[doc(hidden)]
+pub fn parse_message_general(body: &str) -> Result<Parsed, ParseError> {
     let value: Value = serde_json::from_str(body).map_err(|e| ParseError::NotJson {
         field: ROOT.into(),
         detail: e.to_string(),

@@ -9,17 +9,24 @@ use std::collections::BTreeSet;
 
 /// One incident as the cross rules see it: those in the view plus the ones being opened now.
 #[derive(Debug, Clone)]
-struct Member {
-    key: String,
-    environment: String,
-    pipeline: String,
-    signature: Option<String>,
+struct Member<'a> {
+    key: &'a str,
+    environment: &'a str,
+    pipeline: &'a str,
+    signature: Option<&'a str>,
     reached: Option<usize>,
     opened_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Adds the escalations the cross-incident rules call for, given the actions decided so far.
 pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
+    let extra = escalations(ctx, actions);
+    actions.extend(extra);
+}
+
+/// The escalations called for by the actions decided so far (borrowing them, hence separate).
+fn escalations(ctx: Ctx<'_>, actions: &[Action]) -> Vec<Action> {
+    let mut extra = Vec::new();
     let fresh: Vec<Member> = actions
         .iter()
         .filter_map(|a| match a {
@@ -28,10 +35,10 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
                     && o.severity > Severity::Info =>
             {
                 Some(Member {
-                    key: o.key.clone(),
-                    environment: o.environment.clone(),
-                    pipeline: o.pipeline.clone(),
-                    signature: o.error_signature.clone(),
+                    key: &o.key,
+                    environment: &o.environment,
+                    pipeline: &o.pipeline,
+                    signature: o.error_signature.as_deref(),
                     reached: super::plan::immediate_levels(
                         ctx.config.policy(o.incident_type),
                         false,
@@ -43,10 +50,10 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
             }
             Action::Update { key, update, .. } if update.error_signature.is_some() => {
                 ctx.view.get(key).map(|i| Member {
-                    key: i.key.clone(),
-                    environment: i.environment.clone(),
-                    pipeline: i.pipeline.clone(),
-                    signature: update.error_signature.clone(),
+                    key: &i.key,
+                    environment: &i.environment,
+                    pipeline: &i.pipeline,
+                    signature: update.error_signature.as_deref(),
                     reached: i.highest_level_notified,
                     opened_at: i.opened_at,
                 })
@@ -55,7 +62,7 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
         })
         .collect();
     if fresh.is_empty() {
-        return;
+        return extra;
     }
     let mut members: Vec<Member> = ctx
         .view
@@ -63,10 +70,10 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
         .filter(|i| i.incident_type != IncidentType::ApprovalPending && i.severity > Severity::Info)
         .filter(|i| !fresh.iter().any(|f| f.key == i.key))
         .map(|i| Member {
-            key: i.key.clone(),
-            environment: i.environment.clone(),
-            pipeline: i.pipeline.clone(),
-            signature: i.error_signature.clone(),
+            key: &i.key,
+            environment: &i.environment,
+            pipeline: &i.pipeline,
+            signature: i.error_signature.as_deref(),
             reached: i.highest_level_notified,
             opened_at: i.opened_at,
         })
@@ -76,7 +83,7 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
     let rule = &ctx.config.escalation.multi_environment;
     let since = ctx.now - secs(rule.window_secs);
     let recent: Vec<&Member> = members.iter().filter(|m| m.opened_at >= since).collect();
-    let environments: BTreeSet<&str> = recent.iter().map(|m| m.environment.as_str()).collect();
+    let environments: BTreeSet<&str> = recent.iter().map(|m| m.environment).collect();
     if environments.len() >= rule.environments {
         let reason = format!(
             "{} environments have open incidents within {} min ({}): runbook \"Multiple environments affected\"",
@@ -84,34 +91,33 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
             rule.window_secs / 60,
             environments.iter().copied().collect::<Vec<_>>().join(", ")
         );
-        escalate(ctx, actions, &recent, rule.level, &reason);
+        escalate(ctx, actions, &mut extra, &recent, rule.level, &reason);
     }
 
     let outage = &ctx.config.escalation.outage;
     let since = ctx.now - secs(outage.window_secs);
-    let signatures: BTreeSet<&str> = fresh
-        .iter()
-        .filter_map(|f| f.signature.as_deref())
-        .collect();
+    let signatures: BTreeSet<&str> = fresh.iter().filter_map(|f| f.signature).collect();
     for signature in signatures {
         let same: Vec<&Member> = members
             .iter()
-            .filter(|m| m.opened_at >= since && m.signature.as_deref() == Some(signature))
+            .filter(|m| m.opened_at >= since && m.signature == Some(signature))
             .collect();
-        let pipelines: BTreeSet<&str> = same.iter().map(|m| m.pipeline.as_str()).collect();
+        let pipelines: BTreeSet<&str> = same.iter().map(|m| m.pipeline).collect();
         if pipelines.len() >= outage.pipelines {
             let reason = format!(
                 "{} pipelines failed with the same AWS error ({signature}) within {} min: possible AWS service outage",
                 pipelines.len(),
                 outage.window_secs / 60
             );
-            escalate(ctx, actions, &same, outage.level, &reason);
+            escalate(ctx, actions, &mut extra, &same, outage.level, &reason);
         }
     }
+    extra
 }
 
 fn escalate(
     ctx: Ctx<'_>,
+    decided: &[Action],
     actions: &mut Vec<Action>,
     members: &[&Member],
     level: usize,
@@ -124,17 +130,17 @@ fn escalate(
         if member.reached.is_some_and(|r| r >= level) {
             continue;
         }
-        let duplicate = actions.iter().any(|a| {
+        let duplicate = decided.iter().chain(actions.iter()).any(|a| {
             matches!(a, Action::Escalate { key, level: l, .. } if *key == member.key && *l >= level)
         });
         if duplicate {
             continue;
         }
-        let Some(env) = ctx.config.environment(&member.environment) else {
+        let Some(env) = ctx.config.environment(member.environment) else {
             continue;
         };
         actions.push(Action::Escalate {
-            key: member.key.clone(),
+            key: member.key.to_string(),
             level,
             level_id: level_config.id.clone(),
             reason: reason.to_string(),

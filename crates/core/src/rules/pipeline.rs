@@ -57,7 +57,10 @@ pub(crate) fn execution<'a>(
                     }),
                 ..Facts::default()
             };
-            Outcome::act(env, open_or_join_failure(ctx, env, facts))
+            let key = failure_key(&env.pipeline, &e.execution_id);
+            Outcome::act(env, open_or_join_failure(ctx, env, facts)).with_note(format!(
+                "already recorded in an open incident ({key}) or resolved"
+            ))
         }
         PipelineState::Succeeded => {
             let mut actions =
@@ -111,7 +114,10 @@ pub(crate) fn stage<'a>(ctx: Ctx<'a>, event: &Event, e: &StageExecutionChange) -
                 stage: Some(e.stage.clone()),
                 ..Facts::default()
             };
-            Outcome::act(env, open_or_join_failure(ctx, env, facts))
+            let key = failure_key(&env.pipeline, &e.execution_id);
+            Outcome::act(env, open_or_join_failure(ctx, env, facts)).with_note(format!(
+                "already recorded in an open incident ({key}) or resolved"
+            ))
         }
         StageState::Succeeded => Outcome::act(
             env,
@@ -150,7 +156,10 @@ pub(crate) fn action<'a>(ctx: Ctx<'a>, event: &Event, e: &ActionExecutionChange)
                 error,
                 ..Facts::default()
             };
-            Outcome::act(env, open_or_join_failure(ctx, env, facts))
+            let key = failure_key(&env.pipeline, &e.execution_id);
+            Outcome::act(env, open_or_join_failure(ctx, env, facts)).with_note(format!(
+                "already recorded in an open incident ({key}) or resolved"
+            ))
         }
         ActionState::Succeeded => Outcome::act(
             env,
