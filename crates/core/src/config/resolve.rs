@@ -974,6 +974,16 @@ impl<'a> Resolver<'a> {
                 .or_insert_with(|| defaults::policy(incident_type));
             self.apply_policy(&path, policy, target, escalation, environments);
         }
+        // The built-in approval diagnostic looks at "staging"; a configuration without such an
+        // environment has nothing to compare with (an explicit, wrong name is reported above).
+        for policy in out.values_mut() {
+            policy.diagnostics.retain(|d| match d {
+                Diagnostic::RelatedEnvironment { environment, .. } => {
+                    environments.iter().any(|e| &e.name == environment)
+                }
+                _ => true,
+            });
+        }
         // Built-in steps name levels by position; a shorter level list must be caught.
         for (incident_type, policy) in &out {
             for (i, step) in policy.steps.iter().enumerate() {

@@ -9,11 +9,34 @@
 
 use super::lenient::parse_time_str;
 use super::*;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 type Text<'a> = Cow<'a, str>;
+
+/// A nested object, read in one pass. Serde's derived structs also accept a JSON array (fields
+/// by position), which the general parser rejects; this wrapper accepts objects only.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(MapOnly(PhantomData)).map(Obj)
+    }
+}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -28,29 +51,62 @@ struct Envelope<'a> {
     #[serde(borrow)]
     account: Option<Text<'a>>,
     #[serde(borrow)]
-    detail: Option<&'a RawValue>,
+    detail: Option<Obj<Detail<'a>>>,
     /// Present on SNS envelopes: not for this path.
     #[serde(rename = "Type")]
-    sns_type: Option<serde::de::IgnoredAny>,
+    sns_type: Option<IgnoredAny>,
     /// CodeStar variant: not for this path.
     #[serde(rename = "detailType")]
-    codestar: Option<serde::de::IgnoredAny>,
+    codestar: Option<IgnoredAny>,
 }
 
+/// Every `detail` field the handled event types use, read in one pass whatever the type.
 #[derive(Deserialize)]
-struct PipelineDetail<'a> {
+struct Detail<'a> {
+    // CodePipeline
     #[serde(borrow)]
-    pipeline: Text<'a>,
+    pipeline: Option<Text<'a>>,
     #[serde(rename = "execution-id", borrow)]
-    execution_id: Text<'a>,
+    execution_id: Option<Text<'a>>,
     #[serde(borrow)]
-    state: Text<'a>,
+    stage: Option<Text<'a>>,
+    #[serde(borrow)]
+    action: Option<Text<'a>>,
+    #[serde(rename = "action-execution-id", borrow)]
+    action_execution_id: Option<Text<'a>>,
+    /// A string for CodePipeline, an object for CloudWatch alarms.
+    #[serde(borrow)]
+    state: Option<&'a RawValue>,
     #[serde(rename = "start-time", borrow)]
     start_time: Option<Text<'a>>,
-    #[serde(rename = "execution-trigger", borrow, deserialize_with = "object")]
-    trigger: Option<Trigger<'a>>,
+    #[serde(rename = "execution-trigger", borrow)]
+    trigger: Option<Obj<Trigger<'a>>>,
     #[serde(rename = "stop-execution-comments", borrow)]
     stop_comments: Option<Text<'a>>,
+    #[serde(rename = "type", borrow)]
+    action_type: Option<Obj<ActionType<'a>>>,
+    #[serde(rename = "execution-result", borrow)]
+    result: Option<Obj<ResultDetail<'a>>>,
+    // CloudWatch
+    #[serde(rename = "alarmName", borrow)]
+    alarm_name: Option<Text<'a>>,
+    #[serde(rename = "previousState", borrow)]
+    previous: Option<Obj<PreviousState<'a>>>,
+    // CodeBuild
+    #[serde(rename = "build-status", borrow)]
+    build_status: Option<Text<'a>>,
+    #[serde(rename = "completed-phase", borrow)]
+    completed_phase: Option<Text<'a>>,
+    #[serde(rename = "completed-phase-status", borrow)]
+    completed_phase_status: Option<Text<'a>>,
+    #[serde(rename = "completed-phase-duration-seconds")]
+    completed_phase_duration: Option<f64>,
+    #[serde(rename = "project-name", borrow)]
+    project: Option<Text<'a>>,
+    #[serde(rename = "build-id", borrow)]
+    build_id: Option<Text<'a>>,
+    #[serde(rename = "additional-information", borrow)]
+    info: Option<Obj<BuildInfo<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -62,42 +118,6 @@ struct Trigger<'a> {
 }
 
 #[derive(Deserialize)]
-struct StageDetail<'a> {
-    #[serde(borrow)]
-    pipeline: Text<'a>,
-    #[serde(rename = "execution-id", borrow)]
-    execution_id: Text<'a>,
-    #[serde(borrow)]
-    stage: Text<'a>,
-    #[serde(borrow)]
-    state: Text<'a>,
-    #[serde(rename = "start-time", borrow)]
-    start_time: Option<Text<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ActionDetail<'a> {
-    #[serde(borrow)]
-    pipeline: Text<'a>,
-    #[serde(rename = "execution-id", borrow)]
-    execution_id: Text<'a>,
-    #[serde(borrow)]
-    stage: Text<'a>,
-    #[serde(borrow)]
-    action: Text<'a>,
-    #[serde(rename = "action-execution-id", borrow)]
-    action_execution_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    state: Text<'a>,
-    #[serde(rename = "type", borrow, deserialize_with = "object")]
-    action_type: Option<ActionType<'a>>,
-    #[serde(rename = "start-time", borrow)]
-    start_time: Option<Text<'a>>,
-    #[serde(rename = "execution-result", borrow, deserialize_with = "object")]
-    result: Option<Result_<'a>>,
-}
-
-#[derive(Deserialize)]
 struct ActionType<'a> {
     #[serde(borrow)]
     category: Option<Text<'a>>,
@@ -106,7 +126,7 @@ struct ActionType<'a> {
 }
 
 #[derive(Deserialize)]
-struct Result_<'a> {
+struct ResultDetail<'a> {
     #[serde(rename = "external-execution-url", borrow)]
     url: Option<Text<'a>>,
     #[serde(rename = "external-execution-summary", borrow)]
@@ -115,16 +135,6 @@ struct Result_<'a> {
     external_id: Option<Text<'a>>,
     #[serde(rename = "error-code", borrow)]
     error_code: Option<Text<'a>>,
-}
-
-#[derive(Deserialize)]
-struct AlarmDetail<'a> {
-    #[serde(rename = "alarmName", borrow)]
-    alarm_name: Text<'a>,
-    #[serde(borrow, deserialize_with = "required_object")]
-    state: AlarmStateDetail<'a>,
-    #[serde(rename = "previousState", borrow, deserialize_with = "object")]
-    previous: Option<PreviousState<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -146,27 +156,9 @@ struct PreviousState<'a> {
 }
 
 #[derive(Deserialize)]
-struct BuildDetail<'a> {
-    #[serde(rename = "build-status", borrow)]
-    status: Option<Text<'a>>,
-    #[serde(rename = "completed-phase", borrow)]
-    completed_phase: Option<Text<'a>>,
-    #[serde(rename = "completed-phase-status", borrow)]
-    completed_phase_status: Option<Text<'a>>,
-    #[serde(rename = "completed-phase-duration-seconds")]
-    completed_phase_duration: Option<f64>,
-    #[serde(rename = "project-name", borrow)]
-    project: Text<'a>,
-    #[serde(rename = "build-id", borrow)]
-    build_id: Text<'a>,
-    #[serde(rename = "additional-information", borrow, deserialize_with = "object")]
-    info: Option<BuildInfo<'a>>,
-}
-
-#[derive(Deserialize)]
 struct BuildInfo<'a> {
-    #[serde(borrow, deserialize_with = "object")]
-    logs: Option<Logs<'a>>,
+    #[serde(borrow)]
+    logs: Option<Obj<Logs<'a>>>,
     #[serde(rename = "build-start-time", borrow)]
     build_start_time: Option<Text<'a>>,
 }
@@ -181,67 +173,27 @@ struct Logs<'a> {
     deep_link: Option<Text<'a>>,
 }
 
-/// An optional nested object. Serde's derived structs also accept a JSON array (fields by
-/// position), which the general parser rejects; only objects may take this path.
-fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    match Option::<&'de RawValue>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(raw) => from_object(raw.get()).map(Some),
-    }
-}
-
-/// A required nested object (see [`object`]).
-fn required_object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    from_object(<&'de RawValue>::deserialize(deserializer)?.get())
-}
-
-fn from_object<'de, T: Deserialize<'de>, E: serde::de::Error>(text: &'de str) -> Result<T, E> {
-    if !is_object(text) {
-        return Err(E::custom("not an object"));
-    }
-    serde_json::from_str(text).map_err(E::custom)
-}
-
-fn is_object(text: &str) -> bool {
-    text.trim_start().starts_with('{')
-}
-
 /// Parses `body` if it is a plain, well-formed EventBridge event of a handled type.
 pub(crate) fn parse(body: &str) -> Option<Event> {
-    if !is_object(body) {
-        return None;
-    }
-    let envelope: Envelope<'_> = serde_json::from_str(body).ok()?;
+    let Obj(envelope): Obj<Envelope<'_>> = serde_json::from_str(body).ok()?;
     if envelope.sns_type.is_some() || envelope.codestar.is_some() {
         return None;
     }
-    let detail = envelope.detail?.get();
-    if !is_object(detail) {
-        return None;
-    }
+    let Obj(d) = envelope.detail?;
     let kind = match envelope.detail_type?.as_ref() {
-        "CodePipeline Pipeline Execution State Change" => pipeline(detail)?,
-        "CodePipeline Stage Execution State Change" => stage(detail)?,
-        "CodePipeline Action Execution State Change" => action(detail)?,
-        "CloudWatch Alarm State Change" => alarm(detail)?,
-        "CodeBuild Build State Change" => build_state(detail)?,
-        "CodeBuild Build Phase Change" => build_phase(detail)?,
+        "CodePipeline Pipeline Execution State Change" => pipeline(d)?,
+        "CodePipeline Stage Execution State Change" => stage(d)?,
+        "CodePipeline Action Execution State Change" => action(d)?,
+        "CloudWatch Alarm State Change" => alarm(d)?,
+        "CodeBuild Build State Change" => build_state(d)?,
+        "CodeBuild Build Phase Change" => build_phase(d)?,
         _ => return None,
     };
-    let id = required(envelope.id)?;
     Some(Event {
-        id,
+        id: required(envelope.id)?,
         time: parse_time_str(&envelope.time?)?,
-        region: envelope.region.map(Cow::into_owned),
-        account: envelope.account.map(Cow::into_owned),
+        region: owned(envelope.region),
+        account: owned(envelope.account),
         carrier: Carrier::EventBridge,
         kind,
     })
@@ -264,16 +216,20 @@ fn time(text: Option<Text<'_>>) -> Option<Option<chrono::DateTime<chrono::Utc>>>
     }
 }
 
-fn pipeline(detail: &str) -> Option<EventKind> {
-    let d: PipelineDetail<'_> = serde_json::from_str(detail).ok()?;
+/// The CodePipeline `state` string.
+fn state_text<'a>(raw: Option<&'a RawValue>) -> Option<Text<'a>> {
+    serde_json::from_str(raw?.get()).ok()
+}
+
+fn pipeline(d: Detail<'_>) -> Option<EventKind> {
     let (trigger_type, trigger_detail) = match d.trigger {
-        Some(t) => (owned(t.trigger_type), owned(t.trigger_detail)),
+        Some(Obj(t)) => (owned(t.trigger_type), owned(t.trigger_detail)),
         None => (None, None),
     };
     Some(EventKind::PipelineExecution(PipelineExecutionChange {
-        state: PipelineState::from_wire(&d.state)?,
-        pipeline: required(Some(d.pipeline))?,
-        execution_id: required(Some(d.execution_id))?,
+        state: PipelineState::from_wire(&state_text(d.state)?)?,
+        pipeline: required(d.pipeline)?,
+        execution_id: required(d.execution_id)?,
         start_time: time(d.start_time)?,
         trigger_type,
         trigger_detail,
@@ -283,34 +239,32 @@ fn pipeline(detail: &str) -> Option<EventKind> {
     }))
 }
 
-fn stage(detail: &str) -> Option<EventKind> {
-    let d: StageDetail<'_> = serde_json::from_str(detail).ok()?;
+fn stage(d: Detail<'_>) -> Option<EventKind> {
     Some(EventKind::StageExecution(StageExecutionChange {
-        state: StageState::from_wire(&d.state)?,
-        pipeline: required(Some(d.pipeline))?,
-        execution_id: required(Some(d.execution_id))?,
-        stage: required(Some(d.stage))?,
+        state: StageState::from_wire(&state_text(d.state)?)?,
+        pipeline: required(d.pipeline)?,
+        execution_id: required(d.execution_id)?,
+        stage: required(d.stage)?,
         start_time: time(d.start_time)?,
     }))
 }
 
-fn action(detail: &str) -> Option<EventKind> {
-    let d: ActionDetail<'_> = serde_json::from_str(detail).ok()?;
+fn action(d: Detail<'_>) -> Option<EventKind> {
     let (category, provider) = match d.action_type {
-        Some(t) => (owned(t.category), owned(t.provider)),
+        Some(Obj(t)) => (owned(t.category), owned(t.provider)),
         None => (None, None),
     };
     Some(EventKind::ActionExecution(ActionExecutionChange {
-        state: ActionState::from_wire(&d.state)?,
-        pipeline: required(Some(d.pipeline))?,
-        execution_id: required(Some(d.execution_id))?,
-        stage: required(Some(d.stage))?,
-        action: required(Some(d.action))?,
+        state: ActionState::from_wire(&state_text(d.state)?)?,
+        pipeline: required(d.pipeline)?,
+        execution_id: required(d.execution_id)?,
+        stage: required(d.stage)?,
+        action: required(d.action)?,
         action_execution_id: owned(d.action_execution_id),
         category,
         provider,
         start_time: time(d.start_time)?,
-        result: d.result.map(|r| ExecutionResult {
+        result: d.result.map(|Obj(r)| ExecutionResult {
             external_execution_url: owned(r.url),
             external_execution_summary: owned(r.summary),
             external_execution_id: owned(r.external_id),
@@ -319,51 +273,52 @@ fn action(detail: &str) -> Option<EventKind> {
     }))
 }
 
-fn alarm(detail: &str) -> Option<EventKind> {
-    let d: AlarmDetail<'_> = serde_json::from_str(detail).ok()?;
+fn alarm(d: Detail<'_>) -> Option<EventKind> {
+    let Obj(state): Obj<AlarmStateDetail<'_>> = serde_json::from_str(d.state?.get()).ok()?;
     let previous_state = match d.previous {
-        Some(PreviousState { value: Some(v) }) => Some(AlarmState::from_wire(&v)?),
+        Some(Obj(PreviousState { value: Some(v) })) => Some(AlarmState::from_wire(&v)?),
         _ => None,
     };
     Some(EventKind::AlarmStateChange(AlarmStateChange {
-        alarm_name: required(Some(d.alarm_name))?,
-        state: AlarmState::from_wire(&d.state.value)?,
+        alarm_name: required(d.alarm_name)?,
+        state: AlarmState::from_wire(&state.value)?,
         previous_state,
-        reason: owned(d.state.reason),
-        reason_data: d
-            .state
+        reason: owned(state.reason),
+        reason_data: state
             .reason_data
             .and_then(|r| serde_json::from_str(&r).ok()),
-        state_timestamp: time(d.state.timestamp)?,
+        state_timestamp: time(state.timestamp)?,
     }))
 }
 
-fn logs(info: &Option<BuildInfo<'_>>) -> Option<BuildLogs> {
-    let logs = info.as_ref()?.logs.as_ref()?;
-    Some(BuildLogs {
-        group_name: logs.group_name.as_deref().map(String::from),
-        stream_name: logs.stream_name.as_deref().map(String::from),
-        deep_link: logs.deep_link.as_deref().map(String::from),
-    })
+/// CodeBuild's log location and start time from `additional-information`.
+fn build_info(info: Option<Obj<BuildInfo<'_>>>) -> (Option<BuildLogs>, Option<String>) {
+    let Some(Obj(info)) = info else {
+        return (None, None);
+    };
+    let logs = info.logs.map(|Obj(l)| BuildLogs {
+        group_name: owned(l.group_name),
+        stream_name: owned(l.stream_name),
+        deep_link: owned(l.deep_link),
+    });
+    (logs, owned(info.build_start_time))
 }
 
-fn build_state(detail: &str) -> Option<EventKind> {
-    let d: BuildDetail<'_> = serde_json::from_str(detail).ok()?;
-    let raw = d.status?;
-    let status = BuildStatus::from_wire(&raw)?;
+fn build_state(d: Detail<'_>) -> Option<EventKind> {
+    let status = BuildStatus::from_wire(&d.build_status?)?;
+    let (logs, build_start_time) = build_info(d.info);
     Some(EventKind::BuildStateChange(BuildStateChange {
-        logs: logs(&d.info),
-        build_start_time: d.info.and_then(|i| owned(i.build_start_time)),
-        project: required(Some(d.project))?,
-        build_id: required(Some(d.build_id))?,
+        project: required(d.project)?,
+        build_id: required(d.build_id)?,
         status,
+        logs,
+        build_start_time,
     }))
 }
 
-fn build_phase(detail: &str) -> Option<EventKind> {
-    let d: BuildDetail<'_> = serde_json::from_str(detail).ok()?;
+fn build_phase(d: Detail<'_>) -> Option<EventKind> {
+    let (logs, _) = build_info(d.info);
     Some(EventKind::BuildPhaseChange(BuildPhaseChange {
-        logs: logs(&d.info),
         completed_phase: required(d.completed_phase)?,
         completed_phase_status: owned(d.completed_phase_status),
         completed_phase_duration_secs: match d.completed_phase_duration {
@@ -371,7 +326,8 @@ fn build_phase(detail: &str) -> Option<EventKind> {
             Some(v) if v.is_finite() => Some(v).filter(|v| *v >= 0.0).map(|v| v as u64),
             Some(_) => return None,
         },
-        project: required(Some(d.project))?,
-        build_id: required(Some(d.build_id))?,
+        project: required(d.project)?,
+        build_id: required(d.build_id)?,
+        logs,
     }))
 }
