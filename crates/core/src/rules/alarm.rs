@@ -6,7 +6,7 @@ use super::pipeline::{open_or_join_duration, resolve};
 use super::plan::{self, Facts};
 use super::{notifications, Ctx, Outcome};
 use crate::config::{Diagnostic, Environment};
-use crate::decision::{Action, ErrorInfo, IncidentUpdate, NotificationKind};
+use crate::decision::{Action, ErrorInfo, IncidentUpdate};
 use crate::event::{AlarmState, AlarmStateChange, Event, NotificationEvent, PipelineNotification};
 use crate::incident::{IncidentType, IncidentView};
 
@@ -328,19 +328,6 @@ pub(crate) fn rollback_failed_escalations(
         .rollback_failed_levels
         .iter()
         .filter(|l| already.is_none_or(|a| **l > a))
-        .filter_map(|l| {
-            ctx.config
-                .escalation
-                .levels
-                .get(*l)
-                .map(|level| (*l, level))
-        })
-        .map(|(index, level)| Action::Escalate {
-            key: key.to_string(),
-            level: index,
-            level_id: level.id.clone(),
-            reason: "the rollback failed".into(),
-            notifications: notifications::build(ctx, env, NotificationKind::Escalated, &[index]),
-        })
+        .filter_map(|l| notifications::escalate(ctx, env, key, *l, "the rollback failed".into()))
         .collect()
 }

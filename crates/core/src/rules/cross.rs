@@ -3,7 +3,7 @@
 
 use super::plan::secs;
 use super::{notifications, Ctx};
-use crate::decision::{Action, NotificationKind};
+use crate::decision::Action;
 use crate::incident::{IncidentType, Severity};
 use std::collections::BTreeSet;
 
@@ -123,9 +123,6 @@ fn escalate(
     level: usize,
     reason: &str,
 ) {
-    let Some(level_config) = ctx.config.escalation.levels.get(level) else {
-        return;
-    };
     for member in members {
         if member.reached.is_some_and(|r| r >= level) {
             continue;
@@ -139,12 +136,12 @@ fn escalate(
         let Some(env) = ctx.config.environment(member.environment) else {
             continue;
         };
-        actions.push(Action::Escalate {
-            key: member.key.to_string(),
+        actions.extend(notifications::escalate(
+            ctx,
+            env,
+            member.key,
             level,
-            level_id: level_config.id.clone(),
-            reason: reason.to_string(),
-            notifications: notifications::build(ctx, env, NotificationKind::Escalated, &[level]),
-        });
+            reason.to_string(),
+        ));
     }
 }

@@ -98,20 +98,21 @@ pub(crate) fn refine(
         notifications: notifications::build(ctx, env, NotificationKind::Refined, &[]),
     }];
     for level in now_levels {
-        if let Some(l) = ctx.config.escalation.levels.get(level) {
-            actions.push(Action::Escalate {
-                key: incident.key.clone(),
-                level,
-                level_id: l.id.clone(),
-                reason: format!("{} policy notifies {} at once", to, l.id),
-                notifications: notifications::build(
-                    ctx,
-                    env,
-                    NotificationKind::Escalated,
-                    &[level],
-                ),
-            });
-        }
+        let id = ctx
+            .config
+            .escalation
+            .levels
+            .get(level)
+            .map(|l| l.id.as_str())
+            .unwrap_or("?");
+        let reason = format!("{to} policy notifies {id} at once");
+        actions.extend(notifications::escalate(
+            ctx,
+            env,
+            &incident.key,
+            level,
+            reason,
+        ));
     }
     actions
 }

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::config::Environment;
-use crate::decision::{Channel, Notification, NotificationKind};
+use crate::decision::{Action, Channel, Notification, NotificationKind};
 
 /// Notifications of `kind` for an incident in `env`; `levels` are the escalation levels the
 /// message is addressed to (their mentions and extra SNS topics are added).
@@ -61,4 +61,22 @@ pub(crate) fn build(
         }
     }
     out
+}
+
+/// Notify escalation level `level` about incident `key` now, or `None` if no such level exists.
+pub(crate) fn escalate(
+    ctx: Ctx<'_>,
+    env: &Environment,
+    key: &str,
+    level: usize,
+    reason: String,
+) -> Option<Action> {
+    let level_config = ctx.config.escalation.levels.get(level)?;
+    Some(Action::Escalate {
+        key: key.to_string(),
+        level,
+        level_id: level_config.id.clone(),
+        reason,
+        notifications: build(ctx, env, NotificationKind::Escalated, &[level]),
+    })
 }

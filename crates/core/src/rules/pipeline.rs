@@ -504,26 +504,19 @@ pub(crate) fn open_or_join_duration(
         })
         .count();
     if earlier + 1 >= thresholds.slow_recurrence_count {
-        let level = thresholds.slow_recurrence_level;
-        if let Some(l) = ctx.config.escalation.levels.get(level) {
-            actions.push(Action::Escalate {
-                key,
-                level,
-                level_id: l.id.clone(),
-                reason: format!(
-                    "{} was slow {} times in {} days (runbook: consistently slow → DevOps)",
-                    env.pipeline,
-                    earlier + 1,
-                    thresholds.slow_recurrence_window_secs / 86_400
-                ),
-                notifications: notifications::build(
-                    ctx,
-                    env,
-                    NotificationKind::Escalated,
-                    &[level],
-                ),
-            });
-        }
+        let reason = format!(
+            "{} was slow {} times in {} days (runbook: consistently slow → DevOps)",
+            env.pipeline,
+            earlier + 1,
+            thresholds.slow_recurrence_window_secs / 86_400
+        );
+        actions.extend(notifications::escalate(
+            ctx,
+            env,
+            &key,
+            thresholds.slow_recurrence_level,
+            reason,
+        ));
     }
     actions
 }
