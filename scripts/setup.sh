@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need on a fresh machine. Idempotent; safe to run every time.
-# Today: the Rust toolchain's fmt/clippy components. The emulator venv (moto) and Debian tools
-# (promtool, cfn-lint) join here as the issues that need them land.
+#  - Rust components rustfmt and clippy;
+#  - a Python venv with moto in server mode (the local AWS emulator of the tests and the demo),
+#    outside the clone so CI and later runs reuse it.
 set -euo pipefail
+
+MOTO_VERSION="5.2.5"
+VENV="${PIPELINE_RESPONDER_VENV:-/var/tmp/pipeline-responder-venv}"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
@@ -13,4 +17,12 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-echo "setup: ok ($(cargo --version))"
+
+if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "setup: installing moto[server]==$MOTO_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+"$VENV/bin/moto_server" --help >/dev/null
+
+echo "setup: ok ($(cargo --version); moto $MOTO_VERSION in $VENV)"

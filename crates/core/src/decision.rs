@@ -4,7 +4,7 @@
 use crate::config::{Diagnostic, StepCondition, Until};
 use crate::incident::{IncidentType, Severity};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the rules decided for one input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,6 +105,8 @@ pub struct OpenIncident {
     /// When a human should have acknowledged by (the runbook's "< 5 minutes").
     pub ack_by: Option<DateTime<Utc>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Escalation levels addressed by the first post (the policy's "at once" steps).
+    pub notified_levels: Vec<usize>,
     pub notifications: Vec<Notification>,
     pub schedule: Vec<Deadline>,
 }
@@ -137,7 +139,7 @@ pub struct IncidentUpdate {
 }
 
 /// The error an action reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub code: Option<String>,
     pub summary: Option<String>,
@@ -145,7 +147,7 @@ pub struct ErrorInfo {
 }
 
 /// An absolute escalation deadline stored with the incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deadline {
     pub at: DateTime<Utc>,
     pub level: usize,
@@ -155,7 +157,7 @@ pub struct Deadline {
     pub when: Option<StepCondition>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     /// First notification of a level.
@@ -165,7 +167,7 @@ pub enum DeadlineKind {
 }
 
 /// One message to send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     pub channel: Channel,
     pub kind: NotificationKind,
@@ -174,14 +176,14 @@ pub struct Notification {
     pub mention: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Channel {
     Slack { channel: String },
     Sns { topic_arn: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     Opened,

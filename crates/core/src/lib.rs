@@ -6,4 +6,6 @@ pub mod decision;
 pub mod event;
 pub mod finding;
 pub mod incident;
+pub mod logscan;
+pub mod record;
 pub mod rules;

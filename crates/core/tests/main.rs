@@ -6,5 +6,6 @@ mod support;
 mod events;
 
 mod config;
+mod logscan;
 mod readme;
 mod rules;

@@ -51,12 +51,26 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Run { dry_run } => match load(&cli.config) {
-            Ok(_) => {
-                let mode = if dry_run { " (dry-run)" } else { "" };
-                eprintln!(
-                    "pipeline-responder run{mode}: not yet: the daemon runtime lands with the SQS consumer (issue 3); check-config and explain work today"
-                );
-                ExitCode::FAILURE
+            Ok(mut config) => {
+                config.daemon.dry_run |= dry_run;
+                crate::runtime::init_logging();
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("run: cannot start the async runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match runtime.block_on(crate::runtime::run(config)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "Daemon failed");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(code) => code,
         },

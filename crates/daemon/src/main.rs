@@ -2,7 +2,13 @@
 //! command-line tools.
 
 mod cli;
+mod diagnose;
 mod explain;
+mod ingest;
+mod notify;
+mod runtime;
+mod sources;
+mod store;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ pub use load::{load_file, load_str, ConfigError, ConfigErrors};
 pub use secret::{expand_env, ExpandError, Secret};
 
 use crate::incident::{IncidentType, Severity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -38,6 +38,7 @@ pub struct Config {
 pub struct DaemonConfig {
     pub dry_run: bool,
     pub shutdown_grace_secs: u64,
+    pub first_post_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,7 +227,7 @@ pub struct Step {
 }
 
 /// What stops an escalation step from firing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Until {
     /// An acknowledgement (or resolution) stops it.
@@ -236,7 +237,7 @@ pub enum Until {
 }
 
 /// Extra condition on a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepCondition {
     /// The security scan reported CRITICAL findings.
@@ -244,7 +245,7 @@ pub enum StepCondition {
 }
 
 /// A diagnostic to run for an incident, with its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Diagnostic {
     PipelineState {
@@ -295,7 +296,7 @@ impl Diagnostic {
 }
 
 /// Parameters of a CloudWatch Logs search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogSearch {
     pub window_secs: u64,
     pub patterns: Vec<String>,

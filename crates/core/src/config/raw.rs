@@ -35,6 +35,10 @@ pub struct RawDaemon {
     /// Seconds allowed after SIGTERM to finish in-flight events and flush the store; keep it
     /// under the ECS `stopTimeout` (30 s). Default 25.
     pub shutdown_grace_secs: Option<u64>,
+    /// How long a new incident's first post waits for its diagnostics, so that it can name the
+    /// failed action, the error and the root cause. Diagnostics that take longer follow in the
+    /// thread. 0 posts at once. Default 8.
+    pub first_post_wait_secs: Option<u64>,
 }
 
 /// `[aws]`: where the watched pipeline lives.

@@ -249,6 +249,13 @@ impl<'a> Resolver<'a> {
                 1,
                 120,
             ),
+            first_post_wait_secs: self.in_range(
+                "daemon.first_post_wait_secs",
+                raw.first_post_wait_secs,
+                8,
+                0,
+                60,
+            ),
         }
     }
 

@@ -119,6 +119,7 @@ pub(crate) fn open(
         ack_by: policy.ack_target_secs.map(|s| opened_at + secs(s)),
         diagnostics: policy.diagnostics.clone(),
         notifications: notifications::build(ctx, env, NotificationKind::Opened, &levels),
+        notified_levels: levels.clone(),
         schedule: schedule(ctx, policy, opened_at, &levels),
     }
 }

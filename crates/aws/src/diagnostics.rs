@@ -1,0 +1,340 @@
+//! The runbook's "acknowledge"/"investigate" commands as API calls: `GetPipelineState`,
+//! `ListActionExecutions`, `GetPipelineExecution`, `FilterLogEvents`, a `Query` on the
+//! deployments table's `EnvironmentStatusIndex`, and `DescribeAlarms`. Each returns plain facts;
+//! what they mean for the incident is decided elsewhere.
+
+use crate::AwsError;
+use aws_sdk_cloudwatch::types::StateValue;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// The failed (or current) stage and action of a pipeline.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineStateFacts {
+    /// Every stage with the status of its latest execution, in pipeline order.
+    pub stages: Vec<(String, String)>,
+    pub failed_stage: Option<String>,
+    pub failed_action: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub summary: Option<String>,
+    pub external_url: Option<String>,
+    pub external_id: Option<String>,
+    /// The execution the state describes.
+    pub execution_id: Option<String>,
+}
+
+/// The commit behind an execution.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionFacts {
+    pub status: Option<String>,
+    pub revision_id: Option<String>,
+    pub revision_summary: Option<String>,
+    pub revision_url: Option<String>,
+}
+
+/// A deployment record of the runbook's deployments table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentRecord {
+    pub deployment_id: String,
+    pub status: String,
+    pub version: Option<String>,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub commit_message: Option<String>,
+    pub commit_author: Option<String>,
+    pub rollback_reason: Option<String>,
+    pub coverage_percentage: Option<f64>,
+}
+
+/// An alarm in ALARM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmFacts {
+    pub name: String,
+    pub reason: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Clients for the diagnostics.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    codepipeline: aws_sdk_codepipeline::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+/// Most log events read for one excerpt (the build's own stream first).
+const MAX_LOG_EVENTS: usize = 5_000;
+/// Most deployment records read to find the latest (the index orders by status, not time).
+const MAX_DEPLOYMENT_RECORDS: usize = 1_000;
+
+impl Diagnostics {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            codepipeline: aws_sdk_codepipeline::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+        }
+    }
+
+    /// Runbook Incident 1 step 1: which stage and action failed, with the error and its link.
+    /// When the pipeline's latest execution is another one, the action's own execution record is
+    /// looked up with `ListActionExecutions`.
+    pub async fn pipeline_state(
+        &self,
+        pipeline: &str,
+        execution_id: Option<&str>,
+    ) -> Result<PipelineStateFacts, AwsError> {
+        let state = self
+            .codepipeline
+            .get_pipeline_state()
+            .name(pipeline)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("codepipeline", "GetPipelineState", e))?;
+        let mut facts = PipelineStateFacts::default();
+        for stage in state.stage_states() {
+            let name = stage.stage_name().unwrap_or_default().to_string();
+            let latest = stage.latest_execution();
+            let status = latest
+                .map(|l| l.status().as_str().to_string())
+                .unwrap_or_default();
+            let this_execution = match (execution_id, latest) {
+                (Some(id), Some(l)) => l.pipeline_execution_id() == id,
+                _ => true,
+            };
+            if status == "Failed" && this_execution && facts.failed_stage.is_none() {
+                facts.failed_stage = Some(name.clone());
+                facts.execution_id = latest.map(|l| l.pipeline_execution_id().to_string());
+                for action in stage.action_states() {
+                    let Some(run) = action.latest_execution() else {
+                        continue;
+                    };
+                    if run.status().map(|s| s.as_str()) == Some("Failed") {
+                        facts.failed_action = action.action_name().map(String::from);
+                        facts.summary = run.summary().map(String::from);
+                        facts.external_url = run.external_execution_url().map(String::from);
+                        facts.external_id = run.external_execution_id().map(String::from);
+                        if let Some(err) = run.error_details() {
+                            facts.error_code = err.code().map(String::from);
+                            facts.error_message = err.message().map(String::from);
+                        }
+                        break;
+                    }
+                }
+            }
+            facts.stages.push((name, status));
+        }
+        if facts.failed_stage.is_none() {
+            if let Some(id) = execution_id {
+                self.failed_action_of(pipeline, id, &mut facts).await?;
+            }
+        }
+        Ok(facts)
+    }
+
+    /// `ListActionExecutions` for one execution: the failed action, when the pipeline state has
+    /// moved on to a newer execution.
+    async fn failed_action_of(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        facts: &mut PipelineStateFacts,
+    ) -> Result<(), AwsError> {
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(execution_id)
+            .build();
+        let mut pages = self
+            .codepipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("codepipeline", "ListActionExecutions", e))?;
+            for detail in page.action_execution_details() {
+                if detail.status().map(|s| s.as_str()) != Some("Failed") {
+                    continue;
+                }
+                facts.failed_stage = detail.stage_name().map(String::from);
+                facts.failed_action = detail.action_name().map(String::from);
+                facts.execution_id = Some(execution_id.to_string());
+                if let Some(result) = detail.output().and_then(|o| o.execution_result()) {
+                    facts.summary = result.external_execution_summary().map(String::from);
+                    facts.external_url = result.external_execution_url().map(String::from);
+                    facts.external_id = result.external_execution_id().map(String::from);
+                    if let Some(err) = result.error_details() {
+                        facts.error_code = err.code().map(String::from);
+                        facts.error_message = err.message().map(String::from);
+                    }
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// `GetPipelineExecution`: the commit that triggered the execution.
+    pub async fn execution(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<ExecutionFacts, AwsError> {
+        let output = self
+            .codepipeline
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("codepipeline", "GetPipelineExecution", e))?;
+        let Some(execution) = output.pipeline_execution() else {
+            return Ok(ExecutionFacts::default());
+        };
+        let revision = execution.artifact_revisions().first();
+        Ok(ExecutionFacts {
+            status: execution.status().map(|s| s.as_str().to_string()),
+            revision_id: revision.and_then(|r| r.revision_id()).map(String::from),
+            revision_summary: revision
+                .and_then(|r| r.revision_summary())
+                .map(String::from),
+            revision_url: revision.and_then(|r| r.revision_url()).map(String::from),
+        })
+    }
+
+    /// Log lines of `group` (only `stream` when known) between `start` and `end`, oldest first,
+    /// at most [`MAX_LOG_EVENTS`]. Matching is done by the caller so that the excerpt can keep
+    /// context lines and does not depend on the service's filter-pattern dialect.
+    pub async fn log_lines(
+        &self,
+        group: &str,
+        stream: Option<&str>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>, AwsError> {
+        let mut request = self
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start.timestamp_millis())
+            .end_time(end.timestamp_millis());
+        if let Some(stream) = stream {
+            request = request.log_stream_names(stream);
+        }
+        let mut pages = request.into_paginator().send();
+        let mut events: Vec<(i64, String)> = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("logs", "FilterLogEvents", e))?;
+            for event in page.events() {
+                events.push((
+                    event.timestamp().unwrap_or_default(),
+                    event.message().unwrap_or_default().to_string(),
+                ));
+            }
+            if events.len() >= MAX_LOG_EVENTS {
+                break;
+            }
+        }
+        events.sort_by_key(|(t, _)| *t);
+        Ok(events
+            .into_iter()
+            .take(MAX_LOG_EVENTS)
+            .flat_map(|(_, m)| m.lines().map(String::from).collect::<Vec<_>>())
+            .collect())
+    }
+
+    /// Runbook Incident 2 step 2: the environment's latest deployment record. The index's sort
+    /// key is `status`, so "latest" is decided by `startTime`, never by index order.
+    pub async fn latest_deployment(
+        &self,
+        table: &str,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(table)
+            .index_name("EnvironmentStatusIndex")
+            .key_condition_expression("#env = :env")
+            .expression_attribute_names("#env", "environment")
+            .expression_attribute_values(":env", AttributeValue::S(environment.to_string()))
+            .into_paginator()
+            .send();
+        let mut latest: Option<DeploymentRecord> = None;
+        let mut seen = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("dynamodb", "Query", e))?;
+            for item in page.items() {
+                seen += 1;
+                let record = deployment_record(item);
+                if latest
+                    .as_ref()
+                    .is_none_or(|l| record.start_time > l.start_time)
+                {
+                    latest = Some(record);
+                }
+            }
+            if seen >= MAX_DEPLOYMENT_RECORDS {
+                break;
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Runbook "Check alarms": alarms in ALARM whose name starts with `prefix`.
+    pub async fn alarms_in_alarm(&self, prefix: &str) -> Result<Vec<AlarmFacts>, AwsError> {
+        let mut pages = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_name_prefix(prefix)
+            .state_value(StateValue::Alarm)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("cloudwatch", "DescribeAlarms", e))?;
+            for alarm in page.metric_alarms() {
+                out.push(AlarmFacts {
+                    name: alarm.alarm_name().unwrap_or_default().to_string(),
+                    reason: alarm.state_reason().map(String::from),
+                    since: alarm
+                        .state_updated_timestamp()
+                        .and_then(|t| DateTime::from_timestamp_millis(t.to_millis().ok()?)),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn string(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
+    match item.get(key)? {
+        AttributeValue::S(s) => Some(s.clone()),
+        AttributeValue::N(n) => Some(n.clone()),
+        AttributeValue::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<f64> {
+    string(item, key)?.parse().ok()
+}
+
+fn deployment_record(item: &HashMap<String, AttributeValue>) -> DeploymentRecord {
+    DeploymentRecord {
+        deployment_id: string(item, "deploymentId").unwrap_or_default(),
+        status: string(item, "status").unwrap_or_default(),
+        version: string(item, "version"),
+        start_time: number(item, "startTime").map(|v| v as i64),
+        end_time: number(item, "endTime").map(|v| v as i64),
+        commit_message: string(item, "commitMessage"),
+        commit_author: string(item, "commitAuthor"),
+        rollback_reason: string(item, "rollbackReason"),
+        coverage_percentage: number(item, "coveragePercentage"),
+    }
+}

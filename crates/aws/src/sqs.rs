@@ -1,0 +1,129 @@
+//! The EventBridge queue: long-poll receive, batch delete after the effects are stored, and
+//! visibility extension while work runs. Messages that cannot be handled are simply not deleted:
+//! the queue's redrive policy moves them to the dead-letter queue.
+
+use crate::AwsError;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times SQS has delivered it (1 on the first delivery).
+    pub receive_count: u32,
+}
+
+/// The queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    wait_secs: i32,
+    max_messages: i32,
+    visibility_secs: i32,
+}
+
+impl SqsQueue {
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        url: &str,
+        wait_secs: u64,
+        max_messages: u64,
+        visibility_secs: u64,
+    ) -> Self {
+        Self {
+            client: aws_sdk_sqs::Client::new(config),
+            url: url.to_string(),
+            wait_secs: i32::try_from(wait_secs.min(20)).unwrap_or(20),
+            max_messages: i32::try_from(max_messages.clamp(1, 10)).unwrap_or(10),
+            visibility_secs: i32::try_from(visibility_secs).unwrap_or(60),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Long-polls for up to `max_messages` messages.
+    pub async fn receive(&self) -> Result<Vec<Received>, AwsError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .wait_time_seconds(self.wait_secs)
+            .max_number_of_messages(self.max_messages)
+            .visibility_timeout(self.visibility_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sqs", "ReceiveMessage", e))?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                Some(Received {
+                    message_id: m.message_id?,
+                    receipt_handle: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                    receive_count,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes handled messages (batches of 10); returns the message ids that failed.
+    pub async fn delete(&self, messages: &[&Received]) -> Result<Vec<String>, AwsError> {
+        let mut failed = Vec::new();
+        for chunk in messages.chunks(10) {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .receipt_handle(&m.receipt_handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("sqs", "DeleteMessageBatch", e))?;
+            for f in output.failed {
+                if let Some(index) = f.id.strip_prefix('m').and_then(|i| i.parse::<usize>().ok()) {
+                    if let Some(m) = chunk.get(index) {
+                        failed.push(m.message_id.clone());
+                    }
+                }
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Keeps a message invisible for `secs` more seconds while it is worked on.
+    pub async fn extend(&self, message: &Received, secs: u64) -> Result<(), AwsError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&message.receipt_handle)
+            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sqs", "ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,568 @@
+//! Runs an incident's diagnostics concurrently, each within its time budget; stores what they
+//! found (a failed diagnostic says so); turns findings into rule inputs (refinement, rollback
+//! status); and releases the held first post.
+
+use crate::store::{InputRecord, Store};
+use chrono::{DateTime, Duration, Utc};
+use pipeline_responder_aws::diagnostics::Diagnostics;
+use pipeline_responder_aws::AwsError;
+use pipeline_responder_core::config::{Config, Diagnostic, Environment, LogSearch};
+use pipeline_responder_core::decision::ErrorInfo;
+use pipeline_responder_core::decision::IncidentUpdate;
+use pipeline_responder_core::finding::{Finding, RollbackStatusFinding, RootCauseFinding};
+use pipeline_responder_core::incident::IncidentType;
+use pipeline_responder_core::logscan::{self, LogFindings};
+use pipeline_responder_core::record::{DiagnosticResult, Incident};
+use pipeline_responder_core::rules;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+use tokio::sync::Notify;
+
+/// Runs diagnostics.
+#[derive(Debug, Clone)]
+pub struct Diagnoser {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub aws: Diagnostics,
+    pub http: reqwest::Client,
+    pub outbox_wakeup: Arc<Notify>,
+}
+
+/// One diagnostic's result plus what it tells the rules.
+struct Outcome {
+    result: DiagnosticResult,
+    update: IncidentUpdate,
+    log: Option<LogFindings>,
+    deployment_status: Option<String>,
+    alarms: Option<Vec<String>>,
+    health_ok: Option<bool>,
+}
+
+impl Outcome {
+    fn new(name: &str, ok: bool, summary: String, lines: Vec<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            result: DiagnosticResult {
+                name: name.to_string(),
+                ok,
+                summary,
+                lines,
+                at: now,
+            },
+            update: IncidentUpdate::default(),
+            log: None,
+            deployment_status: None,
+            alarms: None,
+            health_ok: None,
+        }
+    }
+
+    fn failed(name: &str, why: String, now: DateTime<Utc>) -> Self {
+        Self::new(
+            name,
+            false,
+            format!("could not be fetched: {why}"),
+            Vec::new(),
+            now,
+        )
+    }
+}
+
+impl Diagnoser {
+    /// Runs `diagnostics` (or the incident's own list) for `key` and records the results.
+    pub async fn run(&self, key: &str, diagnostics: Option<Vec<Diagnostic>>) {
+        let incident = match self.store.incident(key).await {
+            Ok(Some((incident, _))) => incident,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(incident_key = %key, error = %e, "Cannot load the incident to diagnose");
+                return;
+            }
+        };
+        let Some(env) = self.config.environment(&incident.environment).cloned() else {
+            return;
+        };
+        let list = diagnostics.unwrap_or_else(|| incident.diagnostics.clone());
+        let now = Utc::now();
+        let lines = self.build_log_lines(&incident, &env, &list, now).await;
+        let tasks = list
+            .iter()
+            .map(|d| self.one(d, &incident, &env, &lines, now));
+        let outcomes = futures_util::future::join_all(tasks).await;
+
+        let mut update = IncidentUpdate::default();
+        let mut results = Vec::new();
+        for o in &outcomes {
+            merge_update(&mut update, &o.update);
+            results.push(o.result.clone());
+        }
+        match self
+            .store
+            .record_diagnosis(key, results, update, Utc::now())
+            .await
+        {
+            Ok(_) => self.outbox_wakeup.notify_one(),
+            Err(e) => tracing::error!(incident_key = %key, error = %e, "Diagnosis not stored"),
+        }
+        for finding in self.findings(&incident, &outcomes) {
+            self.apply_finding(&finding).await;
+        }
+    }
+
+    /// The build log is read once for all log diagnostics (the widest window they ask for).
+    async fn build_log_lines(
+        &self,
+        incident: &Incident,
+        env: &Environment,
+        list: &[Diagnostic],
+        now: DateTime<Utc>,
+    ) -> Option<Result<Vec<String>, String>> {
+        let window = list
+            .iter()
+            .filter_map(|d| match d {
+                Diagnostic::BuildLog(s)
+                | Diagnostic::CoverageReport(s)
+                | Diagnostic::SecurityReport(s) => Some(s),
+                _ => None,
+            })
+            .map(|s| (s.window_secs, s.timeout_secs))
+            .max()?;
+        let start = now - Duration::seconds(window.0 as i64);
+        let fetch = self.aws.log_lines(
+            &env.build_log_group,
+            incident.build_log_stream.as_deref(),
+            start,
+            now,
+        );
+        Some(
+            match tokio::time::timeout(StdDuration::from_secs(window.1), fetch).await {
+                Ok(Ok(lines)) => Ok(lines),
+                Ok(Err(e)) => Err(aws_reason(&e)),
+                Err(_) => Err(format!("timed out after {} s", window.1)),
+            },
+        )
+    }
+
+    async fn one(
+        &self,
+        d: &Diagnostic,
+        incident: &Incident,
+        env: &Environment,
+        log: &Option<Result<Vec<String>, String>>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let name = d.name();
+        let budget = StdDuration::from_secs(timeout_of(d));
+        let work = self.run_one(d, incident, env, log, now);
+        match tokio::time::timeout(budget, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::failed(name, format!("timed out after {} s", budget.as_secs()), now),
+        }
+    }
+
+    async fn run_one(
+        &self,
+        d: &Diagnostic,
+        incident: &Incident,
+        env: &Environment,
+        log: &Option<Result<Vec<String>, String>>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let name = d.name();
+        match d {
+            Diagnostic::PipelineState { .. } => match self
+                .aws
+                .pipeline_state(&env.pipeline, incident.execution_id.as_deref())
+                .await
+            {
+                Ok(f) => {
+                    let stages = f
+                        .stages
+                        .iter()
+                        .map(|(s, st)| format!("{s}: {st}"))
+                        .collect::<Vec<_>>()
+                        .join(" · ");
+                    let failed = match (&f.failed_stage, &f.failed_action) {
+                        (Some(s), Some(a)) => format!("failed at {s} › {a}"),
+                        (Some(s), None) => format!("failed at {s}"),
+                        _ => "no failed stage".to_string(),
+                    };
+                    let mut o = Outcome::new(name, true, failed, vec![stages], now);
+                    o.update.stage = f.failed_stage.clone();
+                    o.update.action = f.failed_action.clone();
+                    if f.summary.is_some() || f.error_message.is_some() {
+                        o.update.error = Some(ErrorInfo {
+                            code: f.error_code.clone(),
+                            summary: f.error_message.clone().or(f.summary.clone()),
+                            external_url: f.external_url.clone(),
+                        });
+                    }
+                    o
+                }
+                Err(e) => Outcome::failed(name, aws_reason(&e), now),
+            },
+            Diagnostic::ExecutionDetails { .. } => {
+                let Some(execution) = &incident.execution_id else {
+                    return Outcome::new(name, true, "no execution known yet".into(), vec![], now);
+                };
+                match self.aws.execution(&env.pipeline, execution).await {
+                    Ok(f) => {
+                        let commit = match (&f.revision_id, &f.revision_summary) {
+                            (Some(id), Some(summary)) => {
+                                format!("commit {} \"{}\"", short(id), first_line(summary))
+                            }
+                            (Some(id), None) => format!("commit {}", short(id)),
+                            _ => "no source revision recorded".to_string(),
+                        };
+                        Outcome::new(
+                            name,
+                            true,
+                            commit,
+                            f.revision_url.into_iter().collect(),
+                            now,
+                        )
+                    }
+                    Err(e) => Outcome::failed(name, aws_reason(&e), now),
+                }
+            }
+            Diagnostic::BuildLog(s)
+            | Diagnostic::CoverageReport(s)
+            | Diagnostic::SecurityReport(s) => match log {
+                Some(Ok(lines)) => self.log_outcome(d, s, lines, now),
+                Some(Err(why)) => Outcome::failed(name, why.clone(), now),
+                None => Outcome::failed(name, "no log window configured".into(), now),
+            },
+            Diagnostic::RollbackLog(s) => {
+                let start = now - Duration::seconds(s.window_secs as i64);
+                match self
+                    .aws
+                    .log_lines(&env.rollback_log_group, None, start, now)
+                    .await
+                {
+                    Ok(lines) => {
+                        let tail: Vec<String> = lines
+                            .iter()
+                            .rev()
+                            .take(s.max_lines as usize)
+                            .rev()
+                            .map(|l| logscan::scrub(l))
+                            .collect();
+                        let summary = if lines.is_empty() {
+                            "no rollback log lines in the window".into()
+                        } else {
+                            format!("{} line(s)", lines.len())
+                        };
+                        Outcome::new(name, true, summary, tail, now)
+                    }
+                    Err(e) => Outcome::failed(name, aws_reason(&e), now),
+                }
+            }
+            Diagnostic::DeploymentRecord { .. } => match self
+                .aws
+                .latest_deployment(&env.deployments_table, &env.name)
+                .await
+            {
+                Ok(Some(r)) => {
+                    let mut summary =
+                        format!("latest deployment {} is {}", r.deployment_id, r.status);
+                    if let Some(v) = &r.version {
+                        summary.push_str(&format!(" (version {})", short(v)));
+                    }
+                    let mut lines = Vec::new();
+                    if let (Some(m), Some(a)) = (&r.commit_message, &r.commit_author) {
+                        lines.push(format!("commit \"{}\" by {a}", first_line(m)));
+                    }
+                    if let Some(reason) = &r.rollback_reason {
+                        lines.push(format!("rollback reason: {reason}"));
+                    }
+                    let mut o = Outcome::new(name, true, summary, lines, now);
+                    o.deployment_status = Some(r.status);
+                    o
+                }
+                Ok(None) => Outcome::new(
+                    name,
+                    true,
+                    "no deployment record for this environment".into(),
+                    vec![],
+                    now,
+                ),
+                Err(e) => Outcome::failed(name, aws_reason(&e), now),
+            },
+            Diagnostic::Alarms { .. } => match self.aws.alarms_in_alarm(&env.alarm_prefix).await {
+                Ok(alarms) => {
+                    let names: Vec<String> = alarms.iter().map(|a| a.name.clone()).collect();
+                    let summary = if names.is_empty() {
+                        "no alarm in ALARM".into()
+                    } else {
+                        format!("{} alarm(s) in ALARM: {}", names.len(), names.join(", "))
+                    };
+                    let mut o = Outcome::new(
+                        name,
+                        true,
+                        summary,
+                        alarms
+                            .iter()
+                            .filter_map(|a| a.reason.clone())
+                            .take(5)
+                            .collect(),
+                        now,
+                    );
+                    o.alarms = Some(names);
+                    o
+                }
+                Err(e) => Outcome::failed(name, aws_reason(&e), now),
+            },
+            Diagnostic::HealthCheck {
+                timeout_secs,
+                expect_status_below,
+            } => {
+                let Some(url) = &env.health_url else {
+                    return Outcome::new(
+                        name,
+                        true,
+                        "no health_url configured".into(),
+                        vec![],
+                        now,
+                    );
+                };
+                let request = self
+                    .http
+                    .get(url)
+                    .timeout(StdDuration::from_secs(*timeout_secs))
+                    .send()
+                    .await;
+                let (ok, summary) = match request {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        (
+                            status < *expect_status_below,
+                            format!("health check answered HTTP {status}"),
+                        )
+                    }
+                    Err(e) => (
+                        false,
+                        format!(
+                            "health check failed: {}",
+                            if e.is_timeout() {
+                                "timeout"
+                            } else {
+                                "no answer"
+                            }
+                        ),
+                    ),
+                };
+                let mut o = Outcome::new(name, true, summary, vec![], now);
+                o.health_ok = Some(ok);
+                o
+            }
+            Diagnostic::StageDurations { .. } => Outcome::new(
+                name,
+                false,
+                "stage durations are not available yet".into(),
+                vec![],
+                now,
+            ),
+            Diagnostic::RelatedEnvironment { environment, .. } => {
+                let Some(other) = self.config.environment(environment) else {
+                    return Outcome::failed(
+                        name,
+                        format!("environment {environment} is not configured"),
+                        now,
+                    );
+                };
+                let state = self.aws.pipeline_state(&other.pipeline, None).await;
+                let alarms = self.aws.alarms_in_alarm(&other.alarm_prefix).await;
+                match (state, alarms) {
+                    (Ok(s), Ok(a)) => {
+                        let stages = s
+                            .stages
+                            .iter()
+                            .map(|(st, status)| format!("{st}: {status}"))
+                            .collect::<Vec<_>>()
+                            .join(" · ");
+                        let verdict = if s.failed_stage.is_none() && a.is_empty() {
+                            "looks healthy"
+                        } else {
+                            "has problems"
+                        };
+                        Outcome::new(
+                            name,
+                            true,
+                            format!("{environment} {verdict}; {} alarm(s) in ALARM", a.len()),
+                            vec![stages],
+                            now,
+                        )
+                    }
+                    (Err(e), _) | (_, Err(e)) => Outcome::failed(name, aws_reason(&e), now),
+                }
+            }
+        }
+    }
+
+    fn log_outcome(
+        &self,
+        d: &Diagnostic,
+        search: &LogSearch,
+        lines: &[String],
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let name = d.name();
+        let findings = logscan::analyse(
+            lines,
+            &search.patterns,
+            search.context_lines as usize,
+            search.max_lines as usize,
+            self.config.thresholds.coverage_percent,
+        );
+        let summary = match d {
+            Diagnostic::BuildLog(_) if lines.is_empty() => {
+                "no build log lines in the window".to_string()
+            }
+            Diagnostic::BuildLog(_) => findings.summary.clone(),
+            Diagnostic::CoverageReport(_) => match findings.coverage_percent {
+                Some(c) => format!(
+                    "coverage {c:.1} % (threshold {} %)",
+                    self.config.thresholds.coverage_percent
+                ),
+                None => "no coverage figure in the log".to_string(),
+            },
+            _ => {
+                if findings.guard_rules.is_empty() && findings.audit.is_none() {
+                    "no cfn-guard or npm audit findings in the log".to_string()
+                } else {
+                    findings.summary.clone()
+                }
+            }
+        };
+        let excerpt = if matches!(d, Diagnostic::BuildLog(_))
+            || !findings.excerpt.is_empty() && summary.starts_with(['c', 's'])
+        {
+            findings.excerpt.clone()
+        } else {
+            Vec::new()
+        };
+        let mut o = Outcome::new(name, true, summary, excerpt, now);
+        if matches!(d, Diagnostic::BuildLog(_)) {
+            o.log = Some(findings);
+        }
+        o
+    }
+
+    fn findings(&self, incident: &Incident, outcomes: &[Outcome]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some(log) = outcomes.iter().find_map(|o| o.log.as_ref()) {
+            out.push(Finding::RootCause(RootCauseFinding {
+                key: incident.key.clone(),
+                class: log.class,
+                coverage_percent: log.coverage_percent,
+                critical_findings: log.critical(),
+            }));
+        }
+        if incident.incident_type == IncidentType::RollbackTriggered {
+            let status = outcomes.iter().find_map(|o| o.deployment_status.clone());
+            let alarms = outcomes.iter().find_map(|o| o.alarms.clone());
+            if let (Some(status), Some(alarms)) = (status, alarms) {
+                out.push(Finding::RollbackStatus(RollbackStatusFinding {
+                    key: incident.key.clone(),
+                    completed: status == "rolled_back",
+                    failed: status == "failed",
+                    alarms_in_alarm: alarms,
+                    health_ok: outcomes.iter().find_map(|o| o.health_ok),
+                }));
+            }
+        }
+        out
+    }
+
+    async fn apply_finding(&self, finding: &Finding) {
+        let now = Utc::now();
+        let view = match self.store.view(now - Duration::days(8)).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read incidents to apply a finding");
+                return;
+            }
+        };
+        let decision = rules::evaluate_finding(&self.config, finding, &view, now);
+        if decision.actions.is_empty() {
+            return;
+        }
+        let input = InputRecord {
+            id: format!(
+                "finding:{}:{}",
+                finding.key(),
+                now.timestamp_nanos_opt().unwrap_or_default()
+            ),
+            transition: format!(
+                "finding:{}:{:?}",
+                finding.key(),
+                std::mem::discriminant(finding)
+            ),
+            event_time: now,
+        };
+        // A finding of the same kind may arrive again (re-run diagnostics): use a unique transition.
+        let input = InputRecord {
+            transition: input.id.clone(),
+            ..input
+        };
+        match self
+            .store
+            .apply(input, decision, Vec::new(), now, None)
+            .await
+        {
+            Ok(applied) if applied.queued > 0 => self.outbox_wakeup.notify_one(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(incident_key = %finding.key(), error = %e, "Finding not stored")
+            }
+        }
+    }
+}
+
+fn timeout_of(d: &Diagnostic) -> u64 {
+    match d {
+        Diagnostic::PipelineState { timeout_secs }
+        | Diagnostic::ExecutionDetails { timeout_secs }
+        | Diagnostic::DeploymentRecord { timeout_secs }
+        | Diagnostic::Alarms { timeout_secs }
+        | Diagnostic::StageDurations { timeout_secs }
+        | Diagnostic::HealthCheck { timeout_secs, .. }
+        | Diagnostic::RelatedEnvironment { timeout_secs, .. } => *timeout_secs,
+        Diagnostic::BuildLog(s)
+        | Diagnostic::CoverageReport(s)
+        | Diagnostic::SecurityReport(s)
+        | Diagnostic::RollbackLog(s) => s.timeout_secs,
+    }
+    .max(1)
+}
+
+fn aws_reason(e: &AwsError) -> String {
+    match &e.code {
+        Some(code) => format!("{} {} failed ({code})", e.service, e.operation),
+        None => format!("{} {} failed", e.service, e.operation),
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .collect()
+}
+
+fn merge_update(into: &mut IncidentUpdate, from: &IncidentUpdate) {
+    if into.stage.is_none() {
+        into.stage.clone_from(&from.stage);
+    }
+    if into.action.is_none() {
+        into.action.clone_from(&from.action);
+    }
+    if into.error.is_none() {
+        into.error.clone_from(&from.error);
+    }
+}

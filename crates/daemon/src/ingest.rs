@@ -1,0 +1,179 @@
+//! One input, from any source, through parse → de-duplicate → rules → store. The caller
+//! acknowledges the input (deletes the SQS message, answers the HTTP request) only when this
+//! returns `Ok`: by then every effect is durably stored.
+
+use crate::diagnose::Diagnoser;
+use crate::store::{Applied, InputRecord, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use pipeline_responder_core::config::Config;
+use pipeline_responder_core::decision::{Action, Channel, Notification, NotificationKind};
+use pipeline_responder_core::event::{parse_message, Event, ParseError, Parsed};
+use pipeline_responder_core::rules;
+use std::sync::Arc;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::task::TaskTracker;
+
+/// What happened to an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Parsed and its effects stored (possibly none).
+    Stored {
+        applied: Applied,
+        kind: &'static str,
+    },
+    /// Already processed before (redelivery or the same transition by another route).
+    Duplicate,
+    /// Well-formed but not for us (unknown detail-type, SNS subscription confirmation).
+    Ignored { kind: String, reason: String },
+}
+
+/// Why an input could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Bad input: leave it to the dead-letter queue.
+    #[error("rejected: {0}")]
+    Rejected(#[from] ParseError),
+    /// The store failed: leave the input for a retry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How far back the rules look at resolved incidents (recurrence rules, rejected approvals).
+const HISTORY_DAYS: i64 = 8;
+
+/// Parses, decides and stores inputs; wakes the outbox worker when there is something to send.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    config: Arc<Config>,
+    store: Store,
+    /// Decide-and-store is serialised so that two inputs about the same failure never both see
+    /// "no incident yet" (the store's conditional insert is the second line of defence).
+    decide: Arc<Mutex<()>>,
+    outbox_wakeup: Arc<Notify>,
+    /// Runs diagnostics of new incidents in the background (never before the input is stored).
+    diagnoser: Option<Diagnoser>,
+    /// Tracks the diagnostic tasks so shutdown can wait for them.
+    tasks: TaskTracker,
+}
+
+impl Ingest {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        outbox_wakeup: Arc<Notify>,
+        diagnoser: Option<Diagnoser>,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            decide: Arc::new(Mutex::new(())),
+            outbox_wakeup,
+            diagnoser,
+            tasks,
+        }
+    }
+
+    /// Handles one message body.
+    pub async fn handle(&self, body: &str, now: DateTime<Utc>) -> Result<Handled, HandleError> {
+        match parse_message(body)? {
+            Parsed::Ignored { reason, kind } => Ok(Handled::Ignored { kind, reason }),
+            Parsed::Event(event) => self.handle_event(&event, now).await,
+        }
+    }
+
+    /// Handles one parsed event (the watcher's synthesised events come in here).
+    pub async fn handle_event(
+        &self,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, HandleError> {
+        let transition = event.transition_key();
+        if self.store.is_processed(&event.id, &transition).await? {
+            return Ok(Handled::Duplicate);
+        }
+        let _serial = self.decide.lock().await;
+        let view = self.store.view(now - Duration::days(HISTORY_DAYS)).await?;
+        let decision = rules::evaluate(&self.config, event, &view, now);
+        tracing::debug!(event_id = %event.id, kind = event.kind_name(), actions = decision.actions.len(), ignored = ?decision.ignored, "Decided");
+        let updates = self.update_notifications(&decision.actions, &view);
+        let input = InputRecord {
+            id: event.id.clone(),
+            transition,
+            event_time: event.time,
+        };
+        let rerun: Vec<(String, Vec<pipeline_responder_core::config::Diagnostic>)> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Update { key, update, .. } if !update.rerun_diagnostics.is_empty() => {
+                    Some((key.clone(), update.rerun_diagnostics.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let hold = (self.config.daemon.first_post_wait_secs > 0 && self.diagnoser.is_some())
+            .then(|| now + Duration::seconds(self.config.daemon.first_post_wait_secs as i64));
+        let applied = self
+            .store
+            .apply(input, decision, updates, now, hold)
+            .await?;
+        if applied.duplicate {
+            return Ok(Handled::Duplicate);
+        }
+        for key in &applied.opened {
+            tracing::info!(incident_key = %key, event_id = %event.id, "Incident opened");
+        }
+        if let Some(diagnoser) = &self.diagnoser {
+            for key in &applied.opened {
+                let (d, key) = (diagnoser.clone(), key.clone());
+                self.tasks.spawn(async move { d.run(&key, None).await });
+            }
+            for (key, list) in rerun {
+                let d = diagnoser.clone();
+                self.tasks
+                    .spawn(async move { d.run(&key, Some(list)).await });
+            }
+        }
+        if applied.queued > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(Handled::Stored {
+            applied,
+            kind: event.kind_name(),
+        })
+    }
+
+    /// Thread replies for updates that carry news (an error summary, an alarm that joined).
+    fn update_notifications(
+        &self,
+        actions: &[Action],
+        view: &pipeline_responder_core::incident::IncidentsView,
+    ) -> Vec<(String, Notification)> {
+        let Some(slack) = &self.config.notifiers.slack else {
+            return Vec::new();
+        };
+        let _ = slack;
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Update { key, update, .. } if update.notify => Some(key),
+                _ => None,
+            })
+            .filter_map(|key| {
+                let incident = view.get(key)?;
+                let env = self.config.environment(&incident.environment)?;
+                Some((
+                    key.clone(),
+                    Notification {
+                        channel: Channel::Slack {
+                            channel: env.slack_channel.clone(),
+                        },
+                        kind: NotificationKind::Updated,
+                        mention: None,
+                    },
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,386 @@
+//! What a post says: one renderer for Slack (Block Kit + text fallback) and SNS (subject, body,
+//! attributes), from the stored incident, so every channel tells the same story.
+
+use pipeline_responder_core::config::Config;
+use pipeline_responder_core::decision::NotificationKind;
+use pipeline_responder_core::incident::Severity;
+use pipeline_responder_core::record::{Incident, TimelineEntry, TimelineKind};
+use serde_json::{json, Value};
+
+/// Slack's limit for a section block's text is 3000 characters; stay under it.
+const SECTION_LIMIT: usize = 2900;
+/// SNS subjects: at most 100 characters.
+const SUBJECT_LIMIT: usize = 100;
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// Plain text (Slack fallback text, SNS body).
+    pub text: String,
+    /// SNS subject.
+    pub subject: String,
+    /// Slack blocks.
+    pub blocks: Value,
+}
+
+fn severity_mark(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "🚨",
+        Severity::High => "🔴",
+        Severity::Medium => "🟠",
+        Severity::Low => "🟡",
+        Severity::Info => "🔵",
+    }
+}
+
+fn clip(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(limit.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Console link of the pipeline.
+pub fn pipeline_url(config: &Config, pipeline: &str) -> String {
+    let region = &config.aws.region;
+    format!("https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline}/view?region={region}")
+}
+
+/// The message for one notification of an incident.
+pub fn render(
+    config: &Config,
+    incident: &Incident,
+    timeline: &[TimelineEntry],
+    kind: NotificationKind,
+    note: Option<&str>,
+    mention: Option<&str>,
+) -> Rendered {
+    let headline = format!(
+        "{} {} · {} · {}",
+        severity_mark(incident.severity),
+        incident.severity.as_str().to_uppercase(),
+        incident.environment,
+        incident.title
+    );
+    let mut lines: Vec<String> = Vec::new();
+    let prefix = match kind {
+        NotificationKind::Opened => None,
+        NotificationKind::Updated => Some("Update"),
+        NotificationKind::Refined => Some("Diagnosis changed the incident type"),
+        NotificationKind::Escalated => Some("⏫ Escalated"),
+        NotificationKind::Reminder => Some("⏰ Reminder"),
+        NotificationKind::Resolved => Some("✅ Resolved"),
+    };
+    if let Some(prefix) = prefix {
+        let detail = note
+            .map(str::to_string)
+            .or_else(|| latest_signal(timeline))
+            .unwrap_or_default();
+        lines.push(
+            format!("*{prefix}*: {detail}")
+                .trim_end_matches(": ")
+                .to_string(),
+        );
+    }
+    if let Some(mention) = mention {
+        lines.push(mention.to_string());
+    }
+    if let Some(execution) = &incident.execution_id {
+        let started = incident
+            .execution_start
+            .map(|t| format!(" started {}", t.format("%H:%M UTC")))
+            .unwrap_or_default();
+        lines.push(format!("Execution {}{started}", short(execution)));
+    }
+    match (&incident.stage, &incident.action) {
+        (Some(stage), Some(action)) => lines.push(format!("Failed: {stage} › {action}")),
+        (Some(stage), None) => lines.push(format!("Failed: {stage}")),
+        _ => {}
+    }
+    if let Some(error) = &incident.error {
+        let code = error
+            .code
+            .as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default();
+        if let Some(summary) = &error.summary {
+            lines.push(format!("Error: {code}\"{}\"", clip(summary, 500)));
+        }
+    }
+    if !incident.alarms.is_empty() {
+        lines.push(format!("Alarms: {}", incident.alarms.join(", ")));
+    }
+    lines.extend(diagnosis_lines(incident));
+    if kind == NotificationKind::Opened {
+        let ack = incident
+            .ack_by
+            .map(|t| format!(" Ack by {}.", t.format("%H:%M UTC")))
+            .unwrap_or_default();
+        lines.push(format!(
+            "Next ({}): {}{ack}",
+            incident.runbook_section, incident.next_steps
+        ));
+    }
+    lines.push(format!("Incident `{}`", incident.key));
+    let body = clip(&lines.join("\n"), SECTION_LIMIT);
+
+    let mut buttons = vec![json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Pipeline"},
+        "url": pipeline_url(config, &incident.pipeline),
+    })];
+    if let Some(url) = incident
+        .error
+        .as_ref()
+        .and_then(|e| e.external_url.as_deref())
+    {
+        if url.starts_with("https://") {
+            buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Details"}, "url": url}));
+        }
+    }
+    if incident.status.is_active() {
+        buttons.insert(
+            0,
+            json!({
+                "type": "button",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "action_id": "acknowledge",
+                "value": incident.key,
+            }),
+        );
+    }
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(&headline, 150)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+        {"type": "actions", "elements": buttons},
+    ]);
+    let subject = clip(
+        &format!(
+            "[{}] {} {}: {}",
+            incident.severity.as_str().to_uppercase(),
+            incident.environment,
+            match kind {
+                NotificationKind::Resolved => "resolved",
+                NotificationKind::Escalated => "escalated",
+                NotificationKind::Reminder => "reminder",
+                _ => "incident",
+            },
+            incident.title
+        ),
+        SUBJECT_LIMIT,
+    );
+    Rendered {
+        text: format!("{headline}\n{}", body.replace('*', "")),
+        subject,
+        blocks,
+    }
+}
+
+/// Diagnostic results: the commit first, then each result; a failed one says so; the build log
+/// excerpt as a code block.
+fn diagnosis_lines(incident: &Incident) -> Vec<String> {
+    if incident.diagnosis.is_empty() {
+        return if incident.diagnostics.is_empty() {
+            Vec::new()
+        } else {
+            vec!["Diagnostics: running…".to_string()]
+        };
+    }
+    let mut ordered: Vec<_> = incident.diagnosis.iter().collect();
+    ordered.sort_by_key(|d| (d.name != "execution_details", d.name != "build_log"));
+    let mut out = Vec::new();
+    for d in ordered {
+        let label = match d.name.as_str() {
+            "execution_details" => "Commit",
+            "pipeline_state" => "Pipeline",
+            "build_log" => "Root cause",
+            "coverage_report" => "Coverage",
+            "security_report" => "Security scan",
+            "rollback_log" => "Rollback log",
+            "deployment_record" => "Deployment",
+            "alarms" => "Alarms now",
+            "health_check" => "Health",
+            "related_environment" => "Staging check",
+            "stage_durations" => "Durations",
+            other => other,
+        };
+        // Keep the post short: results that found nothing, or that only repeat the lines above.
+        let redundant = d.ok
+            && (d.name == "pipeline_state"
+                || (matches!(d.name.as_str(), "coverage_report" | "security_report")
+                    && d.summary.starts_with("no ")));
+        if redundant {
+            continue;
+        }
+        let mark = if d.ok { "" } else { "⚠ " };
+        out.push(format!("{mark}{label}: {}", clip(&d.summary, 300)));
+        if d.name == "build_log" && !d.lines.is_empty() {
+            let excerpt: Vec<String> = d
+                .lines
+                .iter()
+                .take(8)
+                .map(|l| clip(&l.replace("```", "'''"), 200))
+                .collect();
+            out.push(format!("```{}```", excerpt.join("\n")));
+        }
+    }
+    out
+}
+
+fn latest_signal(timeline: &[TimelineEntry]) -> Option<String> {
+    timeline
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind, TimelineKind::Signal | TimelineKind::Diagnostic))
+        .map(|e| e.text.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use pipeline_responder_core::config::load_str;
+    use pipeline_responder_core::decision::ErrorInfo;
+    use pipeline_responder_core::incident::{IncidentStatus, IncidentType};
+    use pipeline_responder_core::record::DiagnosticResult;
+
+    fn config() -> Config {
+        load_str(
+            "[aws]\naccount_id = \"123456789012\"\n[sources.sqs]\nenabled = false\n[[environments]]\nname = \"production\"\n",
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    fn incident() -> Incident {
+        let at = Utc.with_ymd_and_hms(2026, 1, 27, 10, 4, 12).unwrap();
+        Incident {
+            key: "pipeline_execution_failure/kiro-pipeline-production/3f0c9a52".into(),
+            incident_type: IncidentType::PipelineExecutionFailure,
+            severity: Severity::High,
+            environment: "production".into(),
+            pipeline: "kiro-pipeline-production".into(),
+            execution_id: Some("3f0c9a52-8d1e".into()),
+            execution_start: Some(Utc.with_ymd_and_hms(2026, 1, 27, 10, 2, 0).unwrap()),
+            stage: Some("Build".into()),
+            action: Some("BuildAndTest".into()),
+            alarms: vec![],
+            error: Some(ErrorInfo {
+                code: Some("JobFailed".into()),
+                summary: Some("Error while executing command: npm test. Reason: exit status 1".into()),
+                external_url: Some("https://console.aws.amazon.com/codesuite/codebuild/x".into()),
+            }),
+            error_signature: None,
+            build_log_stream: None,
+            title: "Pipeline execution failed — kiro-pipeline-production".into(),
+            runbook_section: "Incident 1: Pipeline Execution Failure".into(),
+            next_steps: "Fix tests or code; redeploy.".into(),
+            status: IncidentStatus::Open,
+            opened_at: at,
+            ack_by: Some(Utc.with_ymd_and_hms(2026, 1, 27, 10, 9, 12).unwrap()),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolution: None,
+            highest_level_notified: Some(0),
+            diagnostics: vec![],
+            critical_findings: false,
+            opened_by_event: "evt".into(),
+            event_time: at,
+            diagnosis: vec![
+                DiagnosticResult {
+                    name: "build_log".into(),
+                    ok: true,
+                    summary: "root cause: test failure — 2 failing test(s) (first: WorkerQueue › retries twice)".into(),
+                    lines: (0..500).map(|i| format!("FAIL line {i} {}", "x".repeat(400))).collect(),
+                    at,
+                },
+                DiagnosticResult {
+                    name: "execution_details".into(),
+                    ok: true,
+                    summary: "commit 9e1d4b7 \"feat: retry worker jobs\"".into(),
+                    lines: vec![],
+                    at,
+                },
+                DiagnosticResult {
+                    name: "pipeline_state".into(),
+                    ok: false,
+                    summary: "could not be fetched: codepipeline GetPipelineState failed (ThrottlingException)".into(),
+                    lines: vec![],
+                    at,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn first_post_says_what_failed_why_and_what_next_within_slack_limits() {
+        let r = render(
+            &config(),
+            &incident(),
+            &[],
+            NotificationKind::Opened,
+            None,
+            Some("@oncall"),
+        );
+        for needle in [
+            "HIGH",
+            "production",
+            "kiro-pipeline-production",
+            "Execution 3f0c9a52 started 10:02 UTC",
+            "Failed: Build › BuildAndTest",
+            "JobFailed: \"Error while executing command: npm test",
+            "Commit: commit 9e1d4b7 \"feat: retry worker jobs\"",
+            "Root cause: root cause: test failure",
+            "⚠ Pipeline: could not be fetched",
+            "Next (Incident 1: Pipeline Execution Failure)",
+            "Ack by 10:09 UTC",
+            "@oncall",
+        ] {
+            assert!(r.text.contains(needle), "missing {needle:?} in\n{}", r.text);
+        }
+        let blocks = r.blocks.as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        for block in blocks {
+            if let Some(text) = block["text"]["text"].as_str() {
+                assert!(
+                    text.chars().count() <= 3000,
+                    "section of {} chars",
+                    text.chars().count()
+                );
+            }
+        }
+        assert_eq!(blocks[2]["elements"][0]["action_id"], "acknowledge");
+        assert!(r.subject.chars().count() <= 100);
+    }
+
+    #[test]
+    fn resolved_post_has_no_ack_button_and_says_why() {
+        let mut i = incident();
+        i.status = IncidentStatus::Resolved;
+        let r = render(
+            &config(),
+            &i,
+            &[],
+            NotificationKind::Resolved,
+            Some("a later execution (e2) succeeded"),
+            None,
+        );
+        assert!(
+            r.text
+                .contains("✅ Resolved: a later execution (e2) succeeded"),
+            "{}",
+            r.text
+        );
+        let buttons = r.blocks[2]["elements"].as_array().unwrap();
+        assert!(buttons.iter().all(|b| b["action_id"] != "acknowledge"));
+    }
+}

@@ -1,0 +1,163 @@
+//! `run`: wires sources → rules → store → notifications under one cancellation token and task
+//! tracker. SIGTERM/SIGINT: stop receiving, finish in-flight work, send what is queued, and exit
+//! within `shutdown_grace_secs`.
+
+use crate::diagnose::Diagnoser;
+use crate::ingest::Ingest;
+use crate::notify::outbox::OutboxWorker;
+use crate::notify::slack::Slack;
+use crate::sources;
+use crate::store::Store;
+use anyhow::Context;
+use pipeline_responder_aws::diagnostics::Diagnostics;
+use pipeline_responder_aws::sns::SnsPublisher;
+use pipeline_responder_aws::sqs::SqsQueue;
+use pipeline_responder_core::config::{Config, StoreConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs the daemon until a shutdown signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = match &config.store {
+        StoreConfig::Embedded { path } => Store::open(Path::new(path))?,
+        StoreConfig::Dynamodb { .. } => {
+            anyhow::bail!("store.kind = \"dynamodb\" is not available yet; use \"embedded\"")
+        }
+    };
+    let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("HTTP client")?;
+    let wakeup = Arc::new(Notify::new());
+    let diagnostics_tasks = TaskTracker::new();
+    let diagnoser = Diagnoser {
+        config: Arc::clone(&config),
+        store: store.clone(),
+        aws: Diagnostics::new(&sdk),
+        http: http.clone(),
+        outbox_wakeup: Arc::clone(&wakeup),
+    };
+    let ingest = Ingest::new(
+        Arc::clone(&config),
+        store.clone(),
+        Arc::clone(&wakeup),
+        Some(diagnoser),
+        diagnostics_tasks.clone(),
+    );
+    let outbox = OutboxWorker {
+        config: Arc::clone(&config),
+        store: store.clone(),
+        slack: config
+            .notifiers
+            .slack
+            .clone()
+            .map(|s| Slack::new(s, http.clone())),
+        sns: config
+            .notifiers
+            .sns_enabled
+            .then(|| SnsPublisher::new(&sdk)),
+        dry_run: config.daemon.dry_run,
+        wakeup: Arc::clone(&wakeup),
+    };
+
+    let shutdown = CancellationToken::new();
+    let sources_stop = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    if let Some(sqs) = &config.sources.sqs {
+        let queue = SqsQueue::new(
+            &sdk,
+            &sqs.queue_url,
+            sqs.wait_time_secs,
+            sqs.max_messages,
+            sqs.visibility_timeout_secs,
+        );
+        tracker.spawn(sources::sqs::consume(
+            queue,
+            ingest.clone(),
+            sources_stop.clone(),
+        ));
+    }
+    let outbox_stop = CancellationToken::new();
+    let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
+    tracker.close();
+    tracing::info!(
+        environments = config.environments.len(),
+        dry_run = config.daemon.dry_run,
+        "pipeline-responder running"
+    );
+
+    wait_for_signal().await;
+    let grace = Duration::from_secs(config.daemon.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "Shutting down: sources stop, in-flight work finishes"
+    );
+    shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Sources did not stop within the grace period; unacknowledged messages will be redelivered");
+    }
+    outbox_stop.cancel();
+    if tokio::time::timeout_at(deadline, outbox_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Outbox still sending at the end of the grace period; queued posts go out after restart");
+    }
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C stops the daemon");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Logs as JSON lines when not on a terminal (CloudWatch Logs), readable text on a terminal;
+/// `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}

@@ -1,0 +1,107 @@
+//! The SQS consumer: long-poll, handle each message, delete in a batch what was stored. A bad
+//! message is left alone (the redrive policy sends it to the DLQ); a store failure leaves the
+//! message for redelivery; a receive failure backs off.
+
+use crate::ingest::{HandleError, Handled, Ingest};
+use chrono::Utc;
+use pipeline_responder_aws::sqs::{Received, SqsQueue};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Counts of what the consumer did (for logs now, metrics later).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SqsStats {
+    pub received: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub store_failures: u64,
+    pub deleted: u64,
+}
+
+/// Consumes the queue until `cancel`; the batch in hand is finished before returning.
+pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken) -> SqsStats {
+    let mut stats = SqsStats::default();
+    let mut backoff = Duration::from_secs(1);
+    tracing::info!(queue_url = %queue.url(), "SQS consumer started");
+    loop {
+        let batch = tokio::select! {
+            _ = cancel.cancelled() => break,
+            batch = queue.receive() => batch,
+        };
+        let messages = match batch {
+            Ok(messages) => {
+                backoff = Duration::from_secs(1);
+                messages
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retriable = e.is_retriable(), backoff_secs = backoff.as_secs(), "SQS receive failed");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        stats.received += messages.len() as u64;
+        let mut done: Vec<&Received> = Vec::new();
+        for message in &messages {
+            if handle(&ingest, message, &mut stats).await {
+                done.push(message);
+            }
+        }
+        if !done.is_empty() {
+            match queue.delete(&done).await {
+                Ok(failed) => {
+                    stats.deleted += (done.len() - failed.len()) as u64;
+                    for id in failed {
+                        tracing::warn!(message_id = %id, "SQS delete failed; the message will come back and be recognised as a duplicate");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SQS delete failed; the messages will come back and be recognised as duplicates")
+                }
+            }
+        }
+    }
+    tracing::info!(?stats, "SQS consumer stopped");
+    stats
+}
+
+/// Handles one message; true when it may be deleted.
+async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> bool {
+    match ingest.handle(&message.body, Utc::now()).await {
+        Ok(Handled::Stored { applied, kind }) => {
+            stats.stored += 1;
+            tracing::debug!(message_id = %message.message_id, kind, opened = ?applied.opened, "Message stored");
+            true
+        }
+        Ok(Handled::Duplicate) => {
+            stats.duplicates += 1;
+            true
+        }
+        Ok(Handled::Ignored { kind, reason }) => {
+            stats.ignored += 1;
+            tracing::info!(message_id = %message.message_id, kind = %kind, reason = %reason, "Message ignored");
+            true
+        }
+        Err(HandleError::Rejected(e)) => {
+            stats.rejected += 1;
+            tracing::warn!(
+                message_id = %message.message_id,
+                reason = e.reason(),
+                error = %e,
+                receive_count = message.receive_count,
+                "Message rejected; left for the dead-letter queue"
+            );
+            false
+        }
+        Err(HandleError::Store(e)) => {
+            stats.store_failures += 1;
+            tracing::error!(message_id = %message.message_id, error = %e, "Store failed; message left for redelivery");
+            false
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Table layout of the embedded store. `user_version` numbers the layout for later migrations.
+
+use super::Result;
+use rusqlite::Connection;
+
+const VERSION: i64 = 1;
+
+pub(super) fn prepare(conn: &Connection) -> Result<()> {
+    // WAL keeps readers off the writer's back; FULL makes every commit durable (fsync).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < VERSION {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS incidents (
+                 key TEXT PRIMARY KEY,
+                 status TEXT NOT NULL,
+                 opened_at INTEGER NOT NULL,
+                 resolved_at INTEGER,
+                 data TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, resolved_at);
+             CREATE TABLE IF NOT EXISTS timeline (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 key TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 data TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS timeline_key ON timeline (key, id);
+             CREATE TABLE IF NOT EXISTS events (
+                 id TEXT PRIMARY KEY,
+                 transition TEXT NOT NULL,
+                 processed_at INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS events_transition ON events (transition);
+             CREATE TABLE IF NOT EXISTS deadlines (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 key TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 data TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (state, at);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 key TEXT NOT NULL,
+                 notification TEXT NOT NULL,
+                 note TEXT,
+                 state TEXT NOT NULL,
+                 attempts INTEGER NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 next_attempt_at INTEGER NOT NULL,
+                 sent_at INTEGER,
+                 last_error TEXT
+             );
+             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+             CREATE TABLE IF NOT EXISTS threads (
+                 key TEXT PRIMARY KEY,
+                 channel TEXT NOT NULL,
+                 ts TEXT NOT NULL
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests (one binary, modules per area).
+
+mod daemon;
+mod fakes;
