@@ -3,7 +3,7 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use pipeline_responder_e2e::{
-    ActionModel, CloudWatchFake, CodePipelineFake, ErrorDetails, ExecutionModel, Moto,
+    ActionModel, AlarmModel, CloudWatchFake, CodePipelineFake, ErrorDetails, ExecutionModel, Moto,
     PipelineModel, RevisionModel, SlackFake, StageModel,
 };
 use serde_json::{json, Value};
@@ -162,7 +162,7 @@ struct Daemon {
 
 impl Daemon {
     async fn start(moto: &Moto, slack: &SlackFake, queue_url: &str, dir: PathBuf) -> Daemon {
-        Self::start_with(moto, slack, queue_url, dir, &[]).await
+        Self::start_with(moto, slack, queue_url, dir, &[], false).await
     }
 
     /// Starts the daemon; `env` adds variables such as per-service endpoints of the fakes.
@@ -172,6 +172,7 @@ impl Daemon {
         queue_url: &str,
         dir: PathBuf,
         env: &[(&str, String)],
+        watcher: bool,
     ) -> Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
@@ -190,7 +191,9 @@ queue_url = "{queue_url}"
 wait_time_secs = 1
 visibility_timeout_secs = 2
 [sources.watcher]
-enabled = false
+enabled = {watcher}
+interval_secs = 10
+jitter_secs = 0
 [notifiers.slack]
 webhook_url = "${{TEST_SLACK_WEBHOOK}}"
 [environment_defaults]
@@ -385,6 +388,7 @@ async fn failure_via_sqs_raw_and_in_sns_envelope_is_one_incident_one_post_one_sn
         &queues.url,
         temp_dir("one-incident"),
         &endpoints,
+        false,
     )
     .await;
 
@@ -550,4 +554,125 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
         log.contains("left for the dead-letter queue"),
         "rejections are logged with a reason"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolves_it() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-meet", 30).await;
+    let (codepipeline, cloudwatch) = (
+        CodePipelineFake::start().await,
+        CloudWatchFake::start().await,
+    );
+    seed_failed_build(&codepipeline, &moto).await;
+    let now = chrono::Utc::now();
+    cloudwatch.put_alarm(
+        AlarmModel::new(
+            "kiro-pipeline-production-pipeline-failures",
+            "AWS/CodePipeline",
+            "PipelineExecutionFailure",
+            now,
+        )
+        .in_state(
+            "ALARM",
+            "Threshold Crossed: 1 datapoint [1.0] was greater than the threshold (0.0)",
+        ),
+    );
+    let endpoints = [
+        (
+            "AWS_ENDPOINT_URL_CODEPIPELINE",
+            codepipeline.endpoint().to_string(),
+        ),
+        (
+            "AWS_ENDPOINT_URL_CLOUDWATCH",
+            cloudwatch.endpoint().to_string(),
+        ),
+    ];
+    // The watcher polls at start-up: it sees the failed execution and the alarm in ALARM.
+    let daemon = Daemon::start_with(
+        &moto,
+        &slack,
+        &queues.url,
+        temp_dir("meet"),
+        &endpoints,
+        true,
+    )
+    .await;
+    assert!(
+        !codepipeline
+            .wait_for_calls("ListPipelineExecutions", 1, Duration::from_secs(15))
+            .await
+            .is_empty(),
+        "{}",
+        daemon.log()
+    );
+    let first = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert!(!first.is_empty(), "{}", daemon.log());
+    // Then EventBridge delivers the FAILED event for the same execution.
+    let pipeline_failed = kiro_event(
+        "codepipeline-pipeline-failed.json",
+        "evt-meet-failed",
+        |_| {},
+    );
+    let sqs = moto.sqs();
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(&pipeline_failed)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            depth(&moto, &queues.url).await == 0
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let opened: Vec<_> = slack
+        .accepted()
+        .into_iter()
+        .filter(|p| p.text().is_some_and(|t| t.contains("Next (Incident 1")))
+        .collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "one incident, one first post: {:#?}\n{}",
+        slack
+            .accepted()
+            .iter()
+            .map(|p| p.text().map(String::from))
+            .collect::<Vec<_>>(),
+        daemon.log()
+    );
+    let text = opened[0].text().unwrap();
+    assert!(text.contains("12345678"), "{text}");
+
+    // A later execution succeeds: the incident resolves with a follow-up post.
+    let succeeded = kiro_event(
+        "codepipeline-pipeline-succeeded.json",
+        "evt-meet-succeeded",
+        |e| {
+            e["detail"]["execution-id"] = json!("fixed-0001");
+            e["detail"]["start-time"] = json!(chrono::Utc::now().to_rfc3339());
+            e["time"] =
+                json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        },
+    );
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(&succeeded)
+        .send()
+        .await
+        .unwrap();
+    let resolved = eventually(Duration::from_secs(15), || async {
+        slack
+            .accepted()
+            .iter()
+            .any(|p| p.text().is_some_and(|t| t.contains("✅ Resolved")))
+    })
+    .await;
+    assert!(resolved, "{}", daemon.log());
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
 }

@@ -23,6 +23,18 @@ pub struct PipelineStateFacts {
     pub external_id: Option<String>,
     /// The execution the state describes.
     pub execution_id: Option<String>,
+    /// Manual approvals waiting for a decision: (stage, action, pipeline execution id).
+    pub waiting_approvals: Vec<(String, String, String)>,
+}
+
+/// One execution from `ListPipelineExecutions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionSummary {
+    pub id: String,
+    /// `PipelineExecutionStatus` (`InProgress`, `Failed`, `Succeeded`, ...).
+    pub status: String,
+    pub start_time: Option<DateTime<Utc>>,
+    pub last_update_time: Option<DateTime<Utc>>,
 }
 
 /// The commit behind an execution.
@@ -99,6 +111,20 @@ impl Diagnostics {
         for stage in state.stage_states() {
             let name = stage.stage_name().unwrap_or_default().to_string();
             let latest = stage.latest_execution();
+            for action in stage.action_states() {
+                let Some(run) = action.latest_execution() else {
+                    continue;
+                };
+                if run.status().map(|s| s.as_str()) == Some("InProgress") && run.token().is_some() {
+                    facts.waiting_approvals.push((
+                        name.clone(),
+                        action.action_name().unwrap_or_default().to_string(),
+                        latest
+                            .map(|l| l.pipeline_execution_id().to_string())
+                            .unwrap_or_default(),
+                    ));
+                }
+            }
             let status = latest
                 .map(|l| l.status().as_str().to_string())
                 .unwrap_or_default();
@@ -177,6 +203,39 @@ impl Diagnostics {
             }
         }
         Ok(())
+    }
+
+    /// The newest `n` executions of a pipeline (`ListPipelineExecutions`), newest first.
+    pub async fn latest_executions(
+        &self,
+        pipeline: &str,
+        n: i32,
+    ) -> Result<Vec<ExecutionSummary>, AwsError> {
+        let output = self
+            .codepipeline
+            .list_pipeline_executions()
+            .pipeline_name(pipeline)
+            .max_results(n.clamp(1, 100))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("codepipeline", "ListPipelineExecutions", e))?;
+        let time = |t: Option<&aws_sdk_codepipeline::primitives::DateTime>| {
+            t.and_then(|t| t.to_millis().ok())
+                .and_then(DateTime::from_timestamp_millis)
+        };
+        Ok(output
+            .pipeline_execution_summaries()
+            .iter()
+            .map(|e| ExecutionSummary {
+                id: e.pipeline_execution_id().unwrap_or_default().to_string(),
+                status: e
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                start_time: time(e.start_time()),
+                last_update_time: time(e.last_update_time()),
+            })
+            .collect())
     }
 
     /// `GetPipelineExecution`: the commit that triggered the execution.

@@ -83,6 +83,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             sources_stop.clone(),
         ));
     }
+    if config.sources.watcher.is_some() {
+        let watcher = sources::watcher::Watcher {
+            config: Arc::clone(&config),
+            aws: Diagnostics::new(&sdk),
+            ingest: ingest.clone(),
+        };
+        tracker.spawn(watcher.run(sources_stop.clone()));
+    }
     let outbox_stop = CancellationToken::new();
     let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
     tracker.close();

@@ -2,3 +2,4 @@
 //! acknowledges them only after their effects are stored.
 
 pub mod sqs;
+pub mod watcher;
