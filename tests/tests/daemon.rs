@@ -174,11 +174,25 @@ impl Daemon {
         env: &[(&str, String)],
         watcher: bool,
     ) -> Daemon {
+        Self::start_config(moto, slack, queue_url, dir, env, watcher, "").await
+    }
+
+    /// Starts the daemon with `extra` appended to the `[daemon]` section.
+    async fn start_config(
+        moto: &Moto,
+        slack: &SlackFake,
+        queue_url: &str,
+        dir: PathBuf,
+        env: &[(&str, String)],
+        watcher: bool,
+        extra: &str,
+    ) -> Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
             r##"
 [daemon]
 shutdown_grace_secs = 10
+{extra}
 [aws]
 region = "us-east-1"
 account_id = "{ACCOUNT}"
@@ -231,6 +245,22 @@ name = "production"
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    async fn kill9(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.log()
+    }
+
+    /// Incidents in the daemon's store.
+    fn incident_count(&self) -> i64 {
+        // Read-only: never create the file before the daemon does; 0 until its schema exists.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        rusqlite::Connection::open_with_flags(self.dir.join("state.db"), flags)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0)))
+            .unwrap_or(0)
     }
 
     /// SIGTERM, then the exit status and how long it took.
@@ -673,6 +703,207 @@ async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolv
     })
     .await;
     assert!(resolved, "{}", daemon.log());
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}
+
+/// `n` FAILED events of distinct executions of the production pipeline, sent in batches of 10.
+async fn send_failures(moto: &Moto, queue_url: &str, n: usize, tag: &str) {
+    let sqs = moto.sqs();
+    let bodies: Vec<String> = (0..n)
+        .map(|i| {
+            kiro_event(
+                "codepipeline-pipeline-failed.json",
+                &format!("evt-{tag}-{i}"),
+                |e| {
+                    e["detail"]["execution-id"] = json!(format!("{tag}-{i:04}"));
+                },
+            )
+        })
+        .collect();
+    for (chunk_index, chunk) in bodies.chunks(10).enumerate() {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{chunk_index}-{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Distinct incident keys named by first posts, and how many first posts there were.
+fn first_posts(slack: &SlackFake) -> (std::collections::BTreeSet<String>, usize) {
+    let opened: Vec<String> = slack
+        .accepted()
+        .iter()
+        .filter_map(|p| p.text().map(String::from))
+        .filter(|t| t.contains("Next (Incident 1"))
+        .filter_map(|t| {
+            t.split("Incident `")
+                .nth(1)
+                .map(|k| k.trim_end_matches('`').to_string())
+        })
+        .collect();
+    let total = opened.len();
+    (opened.into_iter().collect(), total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_of_300_then_restart_every_failure_has_exactly_one_incident() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-kill9", 5).await;
+    let dir = temp_dir("kill9");
+    send_failures(&moto, &queues.url, 300, "k9").await;
+    let fast = "first_post_wait_secs = 0";
+    let daemon =
+        Daemon::start_config(&moto, &slack, &queues.url, dir.clone(), &[], false, fast).await;
+    // Kill it mid-burst: some incidents stored, most messages still queued.
+    let started = eventually(Duration::from_secs(30), || async {
+        slack.accepted().len() >= 20
+    })
+    .await;
+    assert!(started, "{}", daemon.log());
+    let stored_before = daemon.incident_count();
+    daemon.kill9().await;
+    assert!(
+        stored_before < 300,
+        "killed too late to test anything ({stored_before} stored)"
+    );
+
+    let daemon = Daemon::start_config(&moto, &slack, &queues.url, dir, &[], false, fast).await;
+    let drained = eventually(Duration::from_secs(90), || async {
+        depth(&moto, &queues.url).await == 0 && daemon.incident_count() == 300
+    })
+    .await;
+    assert!(
+        drained,
+        "{} incidents, {} messages left: {}",
+        daemon.incident_count(),
+        depth(&moto, &queues.url).await,
+        daemon.log()
+    );
+    assert_eq!(
+        depth(&moto, &queues.dlq_url).await,
+        0,
+        "no good message may reach the DLQ"
+    );
+    let posted = eventually(Duration::from_secs(30), || async {
+        first_posts(&slack).0.len() == 300
+    })
+    .await;
+    let (keys, total) = first_posts(&slack);
+    assert!(posted, "{} of 300 incidents posted", keys.len());
+    // A post sent just before the kill and not yet marked sent is repeated once at most.
+    assert!(
+        total - keys.len() <= 1,
+        "{} repeated first posts after one kill",
+        total - keys.len()
+    );
+    println!(
+        "kill -9 at {stored_before} stored incidents: 300 incidents, {} repeated posts",
+        total - keys.len()
+    );
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_exits_within_the_grace_period_and_loses_nothing() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-sigterm", 5).await;
+    let dir = temp_dir("sigterm");
+    send_failures(&moto, &queues.url, 100, "st").await;
+    let fast = "first_post_wait_secs = 0";
+    let daemon =
+        Daemon::start_config(&moto, &slack, &queues.url, dir.clone(), &[], false, fast).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            slack.accepted().len() >= 5
+        })
+        .await,
+        "{}",
+        daemon.log()
+    );
+    let (status, took, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        took <= Duration::from_secs(10),
+        "took {took:?} for a 10 s grace period"
+    );
+    assert!(log.contains("Shutting down"), "{log}");
+
+    let daemon = Daemon::start_config(&moto, &slack, &queues.url, dir, &[], false, fast).await;
+    let all = eventually(Duration::from_secs(60), || async {
+        depth(&moto, &queues.url).await == 0 && daemon.incident_count() == 100
+    })
+    .await;
+    assert!(
+        all,
+        "{} incidents: {}",
+        daemon.incident_count(),
+        daemon.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            first_posts(&slack).0.len() == 100
+        })
+        .await
+    );
+    let (keys, total) = first_posts(&slack);
+    assert_eq!(total, keys.len(), "a clean shutdown repeats no post");
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_stores_and_decides_everything_but_sends_nothing() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-dry-run", 30).await;
+    let capture = topic_with_capture(&moto, "kiro-pipeline-production-deployments").await;
+    let daemon = Daemon::start_config(
+        &moto,
+        &slack,
+        &queues.url,
+        temp_dir("dry-run"),
+        &[],
+        false,
+        "dry_run = true\nfirst_post_wait_secs = 0",
+    )
+    .await;
+    send_failures(&moto, &queues.url, 3, "dry").await;
+    let stored = eventually(Duration::from_secs(20), || async {
+        daemon.incident_count() == 3 && depth(&moto, &queues.url).await == 0
+    })
+    .await;
+    assert!(stored, "{}", daemon.log());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            daemon
+                .log()
+                .matches("Dry-run: notification not sent")
+                .count()
+                >= 6
+        })
+        .await,
+        "{}",
+        daemon.log()
+    );
+    assert!(slack.posts().is_empty(), "dry-run posted to Slack");
+    assert_eq!(depth(&moto, &capture).await, 0, "dry-run published to SNS");
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
 }
