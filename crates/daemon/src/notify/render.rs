@@ -77,6 +77,19 @@ pub fn render(
         NotificationKind::Reminder => Some("⏰ Reminder"),
         NotificationKind::Resolved => Some("✅ Resolved"),
     };
+    let prefix = if kind == NotificationKind::Updated && note == Some("diagnostics") {
+        lines.push("*Diagnostics:*".to_string());
+        None
+    } else {
+        prefix
+    };
+    let prefix = match (kind, note) {
+        (NotificationKind::Escalated, Some(n)) if n.starts_with("to ") => {
+            lines.push(format!("*⏫ Escalated* {n}"));
+            None
+        }
+        _ => prefix,
+    };
     if let Some(prefix) = prefix {
         let detail = note
             .map(str::to_string)
@@ -91,33 +104,23 @@ pub fn render(
     if let Some(mention) = mention {
         lines.push(mention.to_string());
     }
-    if let Some(execution) = &incident.execution_id {
-        let started = incident
-            .execution_start
-            .map(|t| format!(" started {}", t.format("%H:%M UTC")))
-            .unwrap_or_default();
-        lines.push(format!("Execution {}{started}", short(execution)));
+    let full = kind == NotificationKind::Opened;
+    let diagnostics_update = kind == NotificationKind::Updated && note == Some("diagnostics");
+    if full {
+        lines.extend(facts_lines(incident));
     }
-    match (&incident.stage, &incident.action) {
-        (Some(stage), Some(action)) => lines.push(format!("Failed: {stage} › {action}")),
-        (Some(stage), None) => lines.push(format!("Failed: {stage}")),
-        _ => {}
+    if full || diagnostics_update || kind == NotificationKind::Refined {
+        lines.extend(diagnosis_lines(incident));
     }
-    if let Some(error) = &incident.error {
-        let code = error
-            .code
-            .as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default();
-        if let Some(summary) = &error.summary {
-            lines.push(format!("Error: {code}\"{}\"", clip(summary, 500)));
+    if kind == NotificationKind::Resolved {
+        if let Some(resolved) = incident.resolved_at {
+            lines.push(format!(
+                "Open for {} min.",
+                (resolved - incident.opened_at).num_minutes().max(0)
+            ));
         }
     }
-    if !incident.alarms.is_empty() {
-        lines.push(format!("Alarms: {}", incident.alarms.join(", ")));
-    }
-    lines.extend(diagnosis_lines(incident));
-    if kind == NotificationKind::Opened {
+    if full {
         let ack = incident
             .ack_by
             .map(|t| format!(" Ack by {}.", t.format("%H:%M UTC")))
@@ -181,6 +184,37 @@ pub fn render(
         subject,
         blocks,
     }
+}
+
+/// What failed: execution, stage and action, error, alarms.
+fn facts_lines(incident: &Incident) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(execution) = &incident.execution_id {
+        let started = incident
+            .execution_start
+            .map(|t| format!(" started {}", t.format("%H:%M UTC")))
+            .unwrap_or_default();
+        lines.push(format!("Execution {}{started}", short(execution)));
+    }
+    match (&incident.stage, &incident.action) {
+        (Some(stage), Some(action)) => lines.push(format!("Failed: {stage} › {action}")),
+        (Some(stage), None) => lines.push(format!("Failed: {stage}")),
+        _ => {}
+    }
+    if let Some(error) = &incident.error {
+        let code = error
+            .code
+            .as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default();
+        if let Some(summary) = &error.summary {
+            lines.push(format!("Error: {code}\"{}\"", clip(summary, 500)));
+        }
+    }
+    if !incident.alarms.is_empty() {
+        lines.push(format!("Alarms: {}", incident.alarms.join(", ")));
+    }
+    lines
 }
 
 /// Diagnostic results: the commit first, then each result; a failed one says so; the build log

@@ -535,6 +535,7 @@ fn apply_decision(
         let Some(entry) = incident.apply(action, now) else {
             continue;
         };
+        let escalation_note;
         save(tx, &incident)?;
         timeline(tx, key, &entry)?;
         let (notifications, note): (&[Notification], Option<&str>) = match action {
@@ -567,8 +568,12 @@ fn apply_decision(
             Action::Escalate {
                 notifications,
                 reason,
+                level_id,
                 ..
-            } => (notifications, Some(reason)),
+            } => {
+                escalation_note = format!("to {level_id}: {reason}");
+                (notifications, Some(escalation_note.as_str()))
+            }
             _ => (&[], None),
         };
         for n in notifications {
