@@ -9,6 +9,7 @@ mod notify;
 mod runtime;
 mod sources;
 mod store;
+mod supervise;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -8,6 +8,7 @@ use crate::notify::outbox::OutboxWorker;
 use crate::notify::slack::Slack;
 use crate::sources;
 use crate::store::Store;
+use crate::supervise::supervise;
 use anyhow::Context;
 use pipeline_responder_aws::diagnostics::Diagnostics;
 use pipeline_responder_aws::sns::SnsPublisher;
@@ -68,6 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let sources_stop = shutdown.child_token();
+    let fatal = CancellationToken::new();
     let tracker = TaskTracker::new();
     if let Some(sqs) = &config.sources.sqs {
         let queue = SqsQueue::new(
@@ -77,10 +79,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             sqs.max_messages,
             sqs.visibility_timeout_secs,
         );
-        tracker.spawn(sources::sqs::consume(
-            queue,
-            ingest.clone(),
+        let (ingest, stop) = (ingest.clone(), sources_stop.clone());
+        tracker.spawn(supervise(
+            "sqs",
             sources_stop.clone(),
+            fatal.clone(),
+            move || {
+                let (queue, ingest, stop) = (queue.clone(), ingest.clone(), stop.clone());
+                async move {
+                    sources::sqs::consume(queue, ingest, stop).await;
+                }
+            },
         ));
     }
     if config.sources.watcher.is_some() {
@@ -89,10 +98,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             aws: Diagnostics::new(&sdk),
             ingest: ingest.clone(),
         };
-        tracker.spawn(watcher.run(sources_stop.clone()));
+        let stop = sources_stop.clone();
+        tracker.spawn(supervise(
+            "watcher",
+            sources_stop.clone(),
+            fatal.clone(),
+            move || watcher.clone().run(stop.clone()),
+        ));
     }
     let outbox_stop = CancellationToken::new();
-    let outbox_task = tokio::spawn(outbox.run(outbox_stop.clone()));
+    let outbox_task = {
+        let stop = outbox_stop.clone();
+        tokio::spawn(supervise(
+            "outbox",
+            outbox_stop.clone(),
+            fatal.clone(),
+            move || outbox.clone().run(stop.clone()),
+        ))
+    };
     tracker.close();
     tracing::info!(
         environments = config.environments.len(),
@@ -100,7 +123,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "pipeline-responder running"
     );
 
-    wait_for_signal().await;
+    let failed = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = fatal.cancelled() => true,
+    };
     let grace = Duration::from_secs(config.daemon.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -120,6 +146,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .is_err()
     {
         tracing::warn!("Outbox still sending at the end of the grace period; queued posts go out after restart");
+    }
+    if failed {
+        anyhow::bail!("a task kept failing (see the log above); exiting so the service restarts");
     }
     tracing::info!("Stopped");
     Ok(())
