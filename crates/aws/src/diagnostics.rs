@@ -46,6 +46,15 @@ pub struct ExecutionFacts {
     pub revision_url: Option<String>,
 }
 
+/// How long each stage of an execution has taken (runbook Incident 3 step 2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageDurations {
+    /// (stage, seconds, still running), in the order the stages started.
+    pub stages: Vec<(String, i64, bool)>,
+    /// An action still running with no status change for longer than the stuck threshold.
+    pub stuck_action: Option<(String, String, i64)>,
+}
+
 /// A deployment record of the runbook's deployments table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeploymentRecord {
@@ -236,6 +245,73 @@ impl Diagnostics {
                 last_update_time: time(e.last_update_time()),
             })
             .collect())
+    }
+
+    /// Per-stage durations of one execution from its action executions; an action still
+    /// `InProgress` whose last change is older than `stuck_after_secs` is reported as stuck.
+    pub async fn stage_durations(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        now: DateTime<Utc>,
+        stuck_after_secs: i64,
+    ) -> Result<StageDurations, AwsError> {
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(execution_id)
+            .build();
+        let mut pages = self
+            .codepipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(filter)
+            .into_paginator()
+            .send();
+        let millis = |t: Option<&aws_sdk_codepipeline::primitives::DateTime>| {
+            t.and_then(|t| t.to_millis().ok())
+        };
+        // stage -> (first start, last update, running)
+        let mut stages: Vec<(String, i64, i64, bool)> = Vec::new();
+        let mut out = StageDurations::default();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("codepipeline", "ListActionExecutions", e))?;
+            for d in page.action_execution_details() {
+                let stage = d.stage_name().unwrap_or_default().to_string();
+                let start = millis(d.start_time()).unwrap_or(now.timestamp_millis());
+                let running = d.status().map(|s| s.as_str()) == Some("InProgress");
+                let update = if running {
+                    now.timestamp_millis()
+                } else {
+                    millis(d.last_update_time()).unwrap_or(start)
+                };
+                if running {
+                    let idle = (now.timestamp_millis()
+                        - millis(d.last_update_time()).unwrap_or(start))
+                        / 1000;
+                    if idle > stuck_after_secs && out.stuck_action.is_none() {
+                        out.stuck_action = Some((
+                            stage.clone(),
+                            d.action_name().unwrap_or_default().to_string(),
+                            idle,
+                        ));
+                    }
+                }
+                match stages.iter_mut().find(|s| s.0 == stage) {
+                    Some(s) => {
+                        s.1 = s.1.min(start);
+                        s.2 = s.2.max(update);
+                        s.3 |= running;
+                    }
+                    None => stages.push((stage, start, update, running)),
+                }
+            }
+        }
+        stages.sort_by_key(|s| s.1);
+        out.stages = stages
+            .into_iter()
+            .map(|(name, start, end, running)| (name, (end - start).max(0) / 1000, running))
+            .collect();
+        Ok(out)
     }
 
     /// `GetPipelineExecution`: the commit that triggered the execution.

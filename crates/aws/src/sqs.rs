@@ -46,6 +46,11 @@ impl SqsQueue {
         &self.url
     }
 
+    /// The visibility timeout requested on receive, in seconds.
+    pub fn visibility_secs(&self) -> u64 {
+        u64::try_from(self.visibility_secs).unwrap_or(60)
+    }
+
     /// Long-polls for up to `max_messages` messages.
     pub async fn receive(&self) -> Result<Vec<Received>, AwsError> {
         let output = self

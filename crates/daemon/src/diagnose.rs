@@ -354,13 +354,7 @@ impl Diagnoser {
                 o.health_ok = Some(ok);
                 o
             }
-            Diagnostic::StageDurations { .. } => Outcome::new(
-                name,
-                false,
-                "stage durations are not available yet".into(),
-                vec![],
-                now,
-            ),
+            Diagnostic::StageDurations { .. } => self.stage_durations(incident, env, now).await,
             Diagnostic::RelatedEnvironment { environment, .. } => {
                 let Some(other) = self.config.environment(environment) else {
                     return Outcome::failed(
@@ -396,6 +390,53 @@ impl Diagnoser {
                 }
             }
         }
+    }
+
+    /// Runbook Incident 3 steps 2–4: the slowest stage, and whether an action looks stuck.
+    async fn stage_durations(
+        &self,
+        incident: &Incident,
+        env: &Environment,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let name = "stage_durations";
+        let Some(execution) = &incident.execution_id else {
+            return Outcome::new(name, true, "no execution known yet".into(), vec![], now);
+        };
+        let stuck_after = self.config.thresholds.stuck_after_secs as i64;
+        let durations = match self
+            .aws
+            .stage_durations(&env.pipeline, execution, now, stuck_after)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return Outcome::failed(name, aws_reason(&e), now),
+        };
+        let minutes = |s: i64| format!("{} min", s / 60);
+        let mut summary = match durations.stages.iter().max_by_key(|s| s.1) {
+            Some((stage, secs, running)) => {
+                format!(
+                    "slowest stage {stage}: {}{}",
+                    minutes(*secs),
+                    if *running { " and running" } else { "" }
+                )
+            }
+            None => "no action has run yet".to_string(),
+        };
+        match &durations.stuck_action {
+            Some((stage, action, idle)) => summary.push_str(&format!(
+                "; {stage} › {action} looks stuck (no progress for {})",
+                minutes(*idle)
+            )),
+            None => summary.push_str("; progressing"),
+        }
+        let line = durations
+            .stages
+            .iter()
+            .map(|(s, secs, _)| format!("{s}: {}", minutes(*secs)))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        Outcome::new(name, true, summary, vec![line], now)
     }
 
     fn log_outcome(

@@ -46,12 +46,21 @@ pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken)
             }
         };
         stats.received += messages.len() as u64;
+        // Long work (a slow store) must not let the messages reappear for another consumer.
+        let finished = CancellationToken::new();
+        let extender = tokio::spawn(keep_invisible(
+            queue.clone(),
+            messages.clone(),
+            finished.clone(),
+        ));
         let mut done: Vec<&Received> = Vec::new();
         for message in &messages {
             if handle(&ingest, message, &mut stats).await {
                 done.push(message);
             }
         }
+        finished.cancel();
+        let _ = extender.await;
         if !done.is_empty() {
             match queue.delete(&done).await {
                 Ok(failed) => {
@@ -68,6 +77,27 @@ pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken)
     }
     tracing::info!(?stats, "SQS consumer stopped");
     stats
+}
+
+/// Extends the visibility of a batch every half visibility timeout until `finished`.
+async fn keep_invisible(queue: SqsQueue, messages: Vec<Received>, finished: CancellationToken) {
+    let visibility = queue.visibility_secs().max(2);
+    loop {
+        tokio::select! {
+            _ = finished.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(visibility / 2)) => {}
+        }
+        for message in &messages {
+            if let Err(e) = queue.extend(message, visibility).await {
+                tracing::warn!(message_id = %message.message_id, error = %e, "SQS visibility extension failed");
+            }
+        }
+        tracing::info!(
+            messages = messages.len(),
+            visibility_secs = visibility,
+            "Batch still in work; visibility extended"
+        );
+    }
 }
 
 /// Handles one message; true when it may be deleted.
