@@ -2,3 +2,5 @@
 
 mod daemon;
 mod fakes;
+mod runbook;
+mod support;

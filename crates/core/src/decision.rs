@@ -134,6 +134,9 @@ pub struct IncidentUpdate {
     /// Diagnostics to run again (e.g. rollback checks after an alarm returned to OK).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rerun_diagnostics: Vec<Diagnostic>,
+    /// The security scan reported CRITICAL findings (enables the "critical_findings" steps).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub critical_findings: bool,
     /// Post the new facts to the incident's thread.
     pub notify: bool,
 }

@@ -223,6 +223,7 @@ impl Incident {
         if u.error.is_some() {
             self.error.clone_from(&u.error);
         }
+        self.critical_findings |= u.critical_findings;
         if let Some(stream) = &u.build_log_stream {
             self.build_log_stream = Some(stream.clone());
         }

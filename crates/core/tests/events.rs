@@ -1788,3 +1788,13 @@ fn arrays_where_objects_belong_are_rejected_not_read_by_position() {
     let body = format!("[{}]", fixture("codepipeline-pipeline-failed.json"));
     assert_eq!(parse_err(&body).reason(), "wrong_type");
 }
+
+#[test]
+fn additional_attributes_of_the_wrong_shape_are_rejected_on_every_path() {
+    // Found by the property test: the fast path used to skip `additionalAttributes`.
+    let mut event = fixture_json("codepipeline-pipeline-failed.json");
+    event["additionalAttributes"] = json!(["not", "an", "object"]);
+    let err = parse_err(&event.to_string());
+    assert_eq!(err.reason(), "wrong_type");
+    assert_eq!(field_of(&err), Some("additionalAttributes"));
+}

@@ -81,6 +81,7 @@ impl Diagnoser {
         let Some(env) = self.config.environment(&incident.environment).cloned() else {
             return;
         };
+        let first_run = diagnostics.is_none();
         let list = diagnostics.unwrap_or_else(|| incident.diagnostics.clone());
         let now = Utc::now();
         let lines = self.build_log_lines(&incident, &env, &list, now).await;
@@ -95,6 +96,16 @@ impl Diagnoser {
             merge_update(&mut update, &o.update);
             results.push(o.result.clone());
         }
+        let findings = self.findings(&incident, &outcomes);
+        // The first run's findings are stored before the diagnosis releases the held first post,
+        // so that post already has the refined type and its runbook section (a coverage or
+        // security failure is posted as Incident 4 or 5, not as Incident 1 then corrected).
+        // Re-runs record first: their follow-up comes before what the findings conclude.
+        if first_run {
+            for finding in &findings {
+                self.apply_finding(finding).await;
+            }
+        }
         match self
             .store
             .record_diagnosis(key, results, update, Utc::now())
@@ -103,8 +114,10 @@ impl Diagnoser {
             Ok(_) => self.outbox_wakeup.notify_one(),
             Err(e) => tracing::error!(incident_key = %key, error = %e, "Diagnosis not stored"),
         }
-        for finding in self.findings(&incident, &outcomes) {
-            self.apply_finding(&finding).await;
+        if !first_run {
+            for finding in &findings {
+                self.apply_finding(finding).await;
+            }
         }
     }
 
@@ -365,28 +378,57 @@ impl Diagnoser {
                 };
                 let state = self.aws.pipeline_state(&other.pipeline, None).await;
                 let alarms = self.aws.alarms_in_alarm(&other.alarm_prefix).await;
-                match (state, alarms) {
-                    (Ok(s), Ok(a)) => {
+                // Runbook Task 2 step 3, "verify staging deployment succeeded": its last run.
+                let last = self.aws.latest_executions(&other.pipeline, 1).await;
+                match (state, alarms, last) {
+                    (Ok(s), Ok(a), Ok(last)) => {
                         let stages = s
                             .stages
                             .iter()
                             .map(|(st, status)| format!("{st}: {status}"))
                             .collect::<Vec<_>>()
                             .join(" · ");
-                        let verdict = if s.failed_stage.is_none() && a.is_empty() {
-                            "looks healthy"
-                        } else {
+                        let last = last.first();
+                        let status = last.map_or("", |e| e.status.as_str());
+                        let verdict = if s.failed_stage.is_some()
+                            || !a.is_empty()
+                            || !matches!(status, "" | "Succeeded" | "InProgress" | "Superseded")
+                        {
                             "has problems"
+                        } else if status == "InProgress" {
+                            "is deploying"
+                        } else {
+                            "looks healthy"
+                        };
+                        let last = match last {
+                            Some(e) => {
+                                let at = e
+                                    .last_update_time
+                                    .or(e.start_time)
+                                    .map(|t| format!(" at {}", t.format("%H:%M UTC")))
+                                    .unwrap_or_default();
+                                format!(
+                                    "last execution {} {}{at}",
+                                    e.id.get(..8).unwrap_or(&e.id),
+                                    e.status
+                                )
+                            }
+                            None => "no execution yet".to_string(),
                         };
                         Outcome::new(
                             name,
                             true,
-                            format!("{environment} {verdict}; {} alarm(s) in ALARM", a.len()),
+                            format!(
+                                "{environment} {verdict}: {last}; {} alarm(s) in ALARM",
+                                a.len()
+                            ),
                             vec![stages],
                             now,
                         )
                     }
-                    (Err(e), _) | (_, Err(e)) => Outcome::failed(name, aws_reason(&e), now),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        Outcome::failed(name, aws_reason(&e), now)
+                    }
                 }
             }
         }
@@ -413,6 +455,17 @@ impl Diagnoser {
             Err(e) => return Outcome::failed(name, aws_reason(&e), now),
         };
         let minutes = |s: i64| format!("{} min", s / 60);
+        // How long the execution has run against the threshold: the first thing Incident 3 asks.
+        let running = incident
+            .execution_start
+            .map(|start| {
+                format!(
+                    "execution running {} (threshold {}); ",
+                    minutes((now - start).num_seconds().max(0)),
+                    minutes(self.config.thresholds.deployment_duration_secs as i64)
+                )
+            })
+            .unwrap_or_default();
         let mut summary = match durations.stages.iter().max_by_key(|s| s.1) {
             Some((stage, secs, running)) => {
                 format!(
@@ -436,7 +489,7 @@ impl Diagnoser {
             .map(|(s, secs, _)| format!("{s}: {}", minutes(*secs)))
             .collect::<Vec<_>>()
             .join(" · ");
-        Outcome::new(name, true, summary, vec![line], now)
+        Outcome::new(name, true, format!("{running}{summary}"), vec![line], now)
     }
 
     fn log_outcome(
@@ -483,6 +536,7 @@ impl Diagnoser {
         };
         let mut o = Outcome::new(name, true, summary, excerpt, now);
         if matches!(d, Diagnostic::BuildLog(_)) {
+            o.update.critical_findings = findings.critical();
             o.log = Some(findings);
         }
         o
@@ -606,4 +660,5 @@ fn merge_update(into: &mut IncidentUpdate, from: &IncidentUpdate) {
     if into.error.is_none() {
         into.error.clone_from(&from.error);
     }
+    into.critical_findings |= from.critical_findings;
 }

@@ -58,6 +58,9 @@ struct Envelope<'a> {
     /// CodeStar variant: not for this path.
     #[serde(rename = "detailType")]
     codestar: Option<IgnoredAny>,
+    /// CodeStar's extra attributes (the general parser reads and checks them).
+    #[serde(rename = "additionalAttributes")]
+    additional: Option<IgnoredAny>,
 }
 
 /// Every `detail` field the handled event types use, read in one pass whatever the type.
@@ -176,7 +179,7 @@ struct Logs<'a> {
 /// Parses `body` if it is a plain, well-formed EventBridge event of a handled type.
 pub(crate) fn parse(body: &str) -> Option<Event> {
     let Obj(envelope): Obj<Envelope<'_>> = serde_json::from_str(body).ok()?;
-    if envelope.sns_type.is_some() || envelope.codestar.is_some() {
+    if envelope.sns_type.is_some() || envelope.codestar.is_some() || envelope.additional.is_some() {
         return None;
     }
     let Obj(d) = envelope.detail?;

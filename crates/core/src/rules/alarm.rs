@@ -228,10 +228,21 @@ pub(crate) fn notification<'a>(
     let existing = active_rollback(ctx, env);
     match n.event {
         NotificationEvent::RollbackInitiated => {
+            // What is rolled back to what, and why: "9e1d4b7 → 1a2b3c4: <reason>".
+            let versions = match (&n.current_version, &n.target_version) {
+                (Some(from), Some(to)) => Some(format!("{from} → {to}")),
+                (Some(from), None) => Some(format!("from {from}")),
+                (None, Some(to)) => Some(format!("to {to}")),
+                (None, None) => None,
+            };
+            let summary = match (versions, n.reason.clone()) {
+                (Some(v), Some(reason)) => Some(format!("{v}: {reason}")),
+                (v, reason) => reason.or(v),
+            };
             let facts = Facts {
-                error: n.reason.clone().map(|reason| ErrorInfo {
-                    code: n.level.clone().map(|l| format!("rollback level {l}")),
-                    summary: Some(reason),
+                error: summary.map(|summary| ErrorInfo {
+                    code: n.level.clone().map(|l| format!("level {l}")),
+                    summary: Some(summary),
                     external_url: None,
                 }),
                 ..Facts::default()

@@ -3,7 +3,7 @@
 
 use pipeline_responder_core::config::Config;
 use pipeline_responder_core::decision::NotificationKind;
-use pipeline_responder_core::incident::Severity;
+use pipeline_responder_core::incident::{IncidentType, Severity};
 use pipeline_responder_core::record::{Incident, TimelineEntry, TimelineKind};
 use serde_json::{json, Value};
 
@@ -85,7 +85,7 @@ pub fn render(
     };
     let prefix = match (kind, note) {
         (NotificationKind::Escalated, Some(n)) if n.starts_with("to ") => {
-            lines.push(format!("*⏫ Escalated* {n}"));
+            lines.push(format!("*⏫ Escalated* {}", name_level(config, n)));
             None
         }
         _ => prefix,
@@ -108,6 +108,9 @@ pub fn render(
     let diagnostics_update = kind == NotificationKind::Updated && note == Some("diagnostics");
     if full {
         lines.extend(facts_lines(incident));
+    }
+    if kind == NotificationKind::Refined {
+        lines.push(format!("Runbook now: {}", incident.runbook_section));
     }
     if full || diagnostics_update || kind == NotificationKind::Refined {
         lines.extend(diagnosis_lines(incident));
@@ -196,19 +199,29 @@ fn facts_lines(incident: &Incident) -> Vec<String> {
             .unwrap_or_default();
         lines.push(format!("Execution {}{started}", short(execution)));
     }
+    // An approval waits and a slow execution runs at a stage; only failures fail at one.
+    let at = match incident.incident_type {
+        IncidentType::ApprovalPending => "Waiting",
+        IncidentType::DeploymentDurationExceeded => "At",
+        _ => "Failed",
+    };
     match (&incident.stage, &incident.action) {
-        (Some(stage), Some(action)) => lines.push(format!("Failed: {stage} › {action}")),
-        (Some(stage), None) => lines.push(format!("Failed: {stage}")),
+        (Some(stage), Some(action)) => lines.push(format!("{at}: {stage} › {action}")),
+        (Some(stage), None) => lines.push(format!("{at}: {stage}")),
         _ => {}
     }
     if let Some(error) = &incident.error {
-        let code = error
-            .code
-            .as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default();
         if let Some(summary) = &error.summary {
-            lines.push(format!("Error: {code}\"{}\"", clip(summary, 500)));
+            let summary = clip(summary, 500);
+            lines.push(match (incident.incident_type, error.code.as_deref()) {
+                // The pipeline's rollback message: level, versions, reason.
+                (IncidentType::RollbackTriggered, Some(code)) => {
+                    format!("Rollback ({code}): {summary}")
+                }
+                (IncidentType::RollbackTriggered, None) => format!("Rollback trigger: {summary}"),
+                (_, Some(code)) => format!("Error: {code}: \"{summary}\""),
+                (_, None) => format!("Error: \"{summary}\""),
+            });
         }
     }
     if !incident.alarms.is_empty() {
@@ -245,27 +258,68 @@ fn diagnosis_lines(incident: &Incident) -> Vec<String> {
             "stage_durations" => "Durations",
             other => other,
         };
-        // Keep the post short: results that found nothing, or that only repeat the lines above.
+        // Keep the post short: results that found nothing, or that only repeat the lines above
+        // (the root cause already names the coverage figure or the security findings).
+        let root_cause = incident
+            .diagnostic("build_log")
+            .filter(|b| b.ok)
+            .map_or("", |b| b.summary.as_str());
         let redundant = d.ok
             && (d.name == "pipeline_state"
                 || (matches!(d.name.as_str(), "coverage_report" | "security_report")
-                    && d.summary.starts_with("no ")));
+                    && d.summary.starts_with("no "))
+                || (d.name == "coverage_report" && root_cause.starts_with("coverage "))
+                || (d.name == "security_report" && d.summary == root_cause));
         if redundant {
             continue;
         }
         let mark = if d.ok { "" } else { "⚠ " };
         out.push(format!("{mark}{label}: {}", clip(&d.summary, 300)));
-        if d.name == "build_log" && !d.lines.is_empty() {
-            let excerpt: Vec<String> = d
-                .lines
-                .iter()
-                .take(8)
-                .map(|l| clip(&l.replace("```", "'''"), 200))
-                .collect();
-            out.push(format!("```{}```", excerpt.join("\n")));
+        match d.name.as_str() {
+            // The first error lines with their context.
+            "build_log" => out.extend(code_block(d.lines.iter().take(8))),
+            // The rollback Lambda's latest lines (runbook Incident 2 step 1: `logs tail`).
+            "rollback_log" => out.extend(code_block(
+                d.lines.iter().skip(d.lines.len().saturating_sub(6)),
+            )),
+            // The commit and rollback reason of the record; per-stage times; the other
+            // environment's stages.
+            "deployment_record" | "stage_durations" | "related_environment" => out.extend(
+                d.lines
+                    .iter()
+                    .filter(|l| !l.is_empty())
+                    .take(3)
+                    .map(|l| format!("  {}", clip(l, 300))),
+            ),
+            _ => {}
         }
     }
     out
+}
+
+/// Log lines as one code block (none when there are no lines).
+fn code_block<'a>(lines: impl Iterator<Item = &'a String>) -> Option<String> {
+    let lines: Vec<String> = lines.map(|l| clip(&l.replace("```", "'''"), 200)).collect();
+    (!lines.is_empty()).then(|| format!("```{}```", lines.join("\n")))
+}
+
+/// "to L2: reason" with the level's name and contact: "to L2 (DevOps team lead,
+/// devops@example.com): reason".
+fn name_level(config: &Config, note: &str) -> String {
+    let Some((id, reason)) = note
+        .strip_prefix("to ")
+        .and_then(|rest| rest.split_once(": "))
+    else {
+        return note.to_string();
+    };
+    let Some(level) = config.escalation.levels.iter().find(|l| l.id == id) else {
+        return note.to_string();
+    };
+    let who = match &level.contact {
+        Some(contact) => format!("{}, {contact}", level.name),
+        None => level.name.clone(),
+    };
+    format!("to {id} ({who}): {reason}")
 }
 
 fn latest_signal(timeline: &[TimelineEntry]) -> Option<String> {
@@ -416,5 +470,109 @@ mod tests {
         );
         let buttons = r.blocks[2]["elements"].as_array().unwrap();
         assert!(buttons.iter().all(|b| b["action_id"] != "acknowledge"));
+    }
+
+    fn result(name: &str, summary: &str, lines: &[&str]) -> DiagnosticResult {
+        DiagnosticResult {
+            name: name.into(),
+            ok: true,
+            summary: summary.into(),
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            at: Utc.with_ymd_and_hms(2026, 1, 27, 10, 4, 12).unwrap(),
+        }
+    }
+
+    #[test]
+    fn rollback_post_shows_the_message_the_lambda_log_and_the_record_details() {
+        let mut i = incident();
+        i.incident_type = IncidentType::RollbackTriggered;
+        i.execution_id = None;
+        i.stage = None;
+        i.action = None;
+        i.error = Some(ErrorInfo {
+            code: Some("level full".into()),
+            summary: Some("9e1d4b7 → 1a2b3c4: Alarm api-5xx in ALARM".into()),
+            external_url: None,
+        });
+        let log: Vec<String> = (1..=10).map(|n| format!("lambda line {n}")).collect();
+        let log: Vec<&str> = log.iter().map(String::as_str).collect();
+        i.diagnosis = vec![
+            result("rollback_log", "10 line(s)", &log),
+            result(
+                "deployment_record",
+                "latest deployment production#1769508000000 is in_progress (version 9e1d4b7)",
+                &["commit \"feat: retry worker jobs\" by dev@example.com"],
+            ),
+        ];
+        let r = render(&config(), &i, &[], NotificationKind::Opened, None, None);
+        for needle in [
+            "Rollback (level full): 9e1d4b7 → 1a2b3c4: Alarm api-5xx in ALARM",
+            "lambda line 5\nlambda line 6",
+            "lambda line 10```",
+            "  commit \"feat: retry worker jobs\" by dev@example.com",
+        ] {
+            assert!(r.text.contains(needle), "missing {needle:?} in\n{}", r.text);
+        }
+        assert!(
+            !r.text.contains("lambda line 4\n"),
+            "only the tail:\n{}",
+            r.text
+        );
+        assert!(!r.text.contains("Error:"), "{}", r.text);
+    }
+
+    #[test]
+    fn an_approval_waits_at_its_action_rather_than_failing_there() {
+        let mut i = incident();
+        i.incident_type = IncidentType::ApprovalPending;
+        i.stage = Some("ProductionEnv".into());
+        i.action = Some("ApproveProduction".into());
+        i.error = None;
+        let r = render(&config(), &i, &[], NotificationKind::Opened, None, None);
+        assert!(
+            r.text
+                .contains("Waiting: ProductionEnv › ApproveProduction"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("Failed:"), "{}", r.text);
+    }
+
+    #[test]
+    fn an_escalation_names_the_level_and_its_contact() {
+        let r = render(
+            &config(),
+            &incident(),
+            &[],
+            NotificationKind::Escalated,
+            Some("to L2: security_scan_failure policy notifies L2 at once"),
+            None,
+        );
+        assert!(
+            r.text.contains(
+                "⏫ Escalated to L2 (DevOps team lead, devops@example.com): security_scan_failure policy notifies L2 at once"
+            ),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn a_report_that_repeats_the_root_cause_is_left_out() {
+        let mut i = incident();
+        let findings = "security scan — cfn-guard rules failing: S3_BUCKET_ENCRYPTION_ENABLED";
+        i.diagnosis = vec![
+            result("build_log", findings, &[]),
+            result("security_report", findings, &[]),
+            result("coverage_report", "coverage 85.0 % (threshold 80 %)", &[]),
+        ];
+        let r = render(&config(), &i, &[], NotificationKind::Opened, None, None);
+        assert_eq!(
+            r.text.matches("cfn-guard rules failing").count(),
+            1,
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("Coverage: coverage 85.0 %"), "{}", r.text);
     }
 }

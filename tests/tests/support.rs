@@ -1,0 +1,496 @@
+//! Shared helpers of the end-to-end tests: queues, topics and logs in moto, the fakes' seed data,
+//! and the real `pipeline-responder run` with a generated configuration.
+#![allow(clippy::unwrap_used)]
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use pipeline_responder_e2e::{
+    ActionModel, CloudWatchFake, CodePipelineFake, ErrorDetails, ExecutionModel, Moto,
+    PipelineModel, RevisionModel, SlackFake, StageModel,
+};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/events");
+
+/// The daemon binary built by the same `cargo test` run (it sits next to the test's `deps/`).
+pub fn daemon_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let bin = dir.join("pipeline-responder");
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo build -p pipeline-responder` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A queue with its dead-letter queue, as the deploy kit creates them.
+pub struct Queues {
+    pub url: String,
+    pub dlq_url: String,
+}
+
+pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Queues {
+    let sqs = moto.sqs();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap();
+    let dlq_url = dlq.queue_url.unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_secs.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    Queues {
+        url: queue.queue_url.unwrap(),
+        dlq_url,
+    }
+}
+
+/// An SNS topic whose messages land in a queue the test reads.
+pub async fn topic_with_capture(moto: &Moto, topic: &str) -> String {
+    let sns = moto.sns();
+    let sqs = moto.sqs();
+    let arn = sns
+        .create_topic()
+        .name(topic)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let capture = sqs
+        .create_queue()
+        .queue_name(format!("{topic}-capture"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let capture_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&capture)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&arn)
+        .protocol("sqs")
+        .endpoint(capture_arn)
+        .send()
+        .await
+        .unwrap();
+    capture
+}
+
+/// Messages currently in a queue (visible and in flight).
+pub async fn depth(moto: &Moto, url: &str) -> u64 {
+    let attrs = moto
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| {
+        attrs
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+/// Polls `check` every 100 ms until it is true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check().await
+}
+
+/// The `[[environments]]` of the generated configuration unless a test gives its own.
+pub const ENVIRONMENTS: &str = r#"[[environments]]
+name = "staging"
+[[environments]]
+name = "production"
+"#;
+
+/// What a test changes in the generated configuration and the daemon's environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// Extra environment variables, such as per-service endpoints of the fakes.
+    pub env: &'a [(&'a str, String)],
+    /// `[sources.watcher] enabled` (it polls at start-up, then every 10 s).
+    pub watcher: bool,
+    /// Appended to the `[daemon]` section.
+    pub daemon_extra: &'a str,
+    /// The `[[environments]]` tables (and anything after them).
+    pub environments: &'a str,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            env: &[],
+            watcher: false,
+            daemon_extra: "",
+            environments: ENVIRONMENTS,
+        }
+    }
+}
+
+/// A running daemon with its own state directory.
+pub struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    pub async fn start(moto: &Moto, slack: &SlackFake, queue_url: &str, dir: PathBuf) -> Daemon {
+        Self::start_with(moto, slack, queue_url, dir, &[], false).await
+    }
+
+    /// Starts the daemon; `env` adds variables such as per-service endpoints of the fakes.
+    pub async fn start_with(
+        moto: &Moto,
+        slack: &SlackFake,
+        queue_url: &str,
+        dir: PathBuf,
+        env: &[(&str, String)],
+        watcher: bool,
+    ) -> Daemon {
+        Self::start_config(moto, slack, queue_url, dir, env, watcher, "").await
+    }
+
+    /// Starts the daemon with `extra` appended to the `[daemon]` section.
+    pub async fn start_config(
+        moto: &Moto,
+        slack: &SlackFake,
+        queue_url: &str,
+        dir: PathBuf,
+        env: &[(&str, String)],
+        watcher: bool,
+        extra: &str,
+    ) -> Daemon {
+        let setup = Setup {
+            env,
+            watcher,
+            daemon_extra: extra,
+            ..Setup::default()
+        };
+        Self::launch(moto, slack, queue_url, dir, &setup).await
+    }
+
+    /// Starts the daemon as `setup` says.
+    pub async fn launch(
+        moto: &Moto,
+        slack: &SlackFake,
+        queue_url: &str,
+        dir: PathBuf,
+        setup: &Setup<'_>,
+    ) -> Daemon {
+        let Setup {
+            env,
+            watcher,
+            daemon_extra: extra,
+            environments,
+        } = *setup;
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            r##"
+[daemon]
+shutdown_grace_secs = 10
+{extra}
+[aws]
+region = "us-east-1"
+account_id = "{ACCOUNT}"
+[http]
+listen = "127.0.0.1:0"
+[store]
+path = "{state}"
+[sources.sqs]
+queue_url = "{queue_url}"
+wait_time_secs = 1
+visibility_timeout_secs = 2
+[sources.watcher]
+enabled = {watcher}
+interval_secs = 10
+jitter_secs = 0
+[notifiers.slack]
+webhook_url = "${{TEST_SLACK_WEBHOOK}}"
+[environment_defaults]
+resource_prefix = "kiro-pipeline-{{env}}"
+slack_channel = "#kiro-{{env}}"
+{environments}"##,
+            state = dir.join("state.db").display(),
+        );
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+        let child = Command::new(daemon_binary())
+            .args(["--config", config_path.to_str().unwrap(), "run"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("TEST_SLACK_WEBHOOK", slack.webhook_url())
+            .env("RUST_LOG", "info,pipeline_responder=debug")
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Daemon { child, dir }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub async fn kill9(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.log()
+    }
+
+    /// Incidents in the daemon's store.
+    pub fn incident_count(&self) -> i64 {
+        // Read-only: never create the file before the daemon does; 0 until its schema exists.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        rusqlite::Connection::open_with_flags(self.dir.join("state.db"), flags)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0)))
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then the exit status and how long it took.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration, String) {
+        let pid = self.child.id().unwrap();
+        let start = tokio::time::Instant::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        (status, start.elapsed(), self.log())
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pr-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A shared fixture rewritten to name the runbook's production pipeline.
+pub fn kiro_event(fixture: &str, id: &str, patch: impl FnOnce(&mut Value)) -> String {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{fixture}")).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["id"] = json!(id);
+    event["detail"]["pipeline"] = json!("kiro-pipeline-production");
+    event["resources"] =
+        json!(["arn:aws:codepipeline:us-east-1:123456789012:kiro-pipeline-production"]);
+    patch(&mut event);
+    event.to_string()
+}
+
+pub fn sns_envelope(message: &str, id: &str) -> String {
+    json!({
+        "Type": "Notification",
+        "MessageId": id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:kiro-pipeline-production-pipeline-events",
+        "Message": message,
+        "Timestamp": "2026-01-27T10:04:16.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+    })
+    .to_string()
+}
+
+pub const EXECUTION: &str = "12345678-1234-5678-abcd-12345678abcd";
+
+/// The production pipeline failing at Build › BuildAndTest, and that build's log in CloudWatch
+/// Logs (moto), as the runbook's Incident 1 finds them.
+pub async fn seed_failed_build(codepipeline: &CodePipelineFake, moto: &Moto) {
+    seed_failed_build_with(codepipeline, moto, "jest-test-failure.log", "npm test").await;
+}
+
+/// Like [`seed_failed_build`], with the build log `log` (a file of crates/core/tests/data/logs)
+/// and `command` the build command CodeBuild reports as failed.
+pub async fn seed_failed_build_with(
+    codepipeline: &CodePipelineFake,
+    moto: &Moto,
+    log: &str,
+    command: &str,
+) {
+    let now = chrono::Utc::now();
+    let error = format!("Error while executing command: {command}. Reason: exit status 1");
+    let mut failed = ActionModel::new("BuildAndTest", "Failed", now);
+    if let Some(latest) = failed.latest.as_mut() {
+        latest.summary = Some(error.clone());
+        latest.external_execution_url =
+            Some("https://console.aws.amazon.com/codesuite/codebuild/projects/x".into());
+        latest.error = Some(ErrorDetails {
+            code: "JobFailed".into(),
+            message: error,
+        });
+    }
+    let mut execution =
+        ExecutionModel::new(EXECUTION, "Failed", now - chrono::Duration::minutes(3));
+    execution.revisions.push(RevisionModel {
+        action_name: "Source".into(),
+        artifact_name: "SourceArtifact".into(),
+        revision_id: "9e1d4b7c0ffee".into(),
+        revision_summary: Some("feat: retry worker jobs".into()),
+        revision_url: Some(
+            "https://github.com/your-org/kiro-codebuild-worker/commit/9e1d4b7c0ffee".into(),
+        ),
+        created: now,
+    });
+    codepipeline.set_pipeline(
+        PipelineModel::new("kiro-pipeline-production", now)
+            .with_stage(
+                StageModel::new("Source")
+                    .with_action(ActionModel::new("Source", "Succeeded", now))
+                    .ran(EXECUTION, "Succeeded"),
+            )
+            .with_stage(
+                StageModel::new("Build")
+                    .with_action(failed)
+                    .ran(EXECUTION, "Failed"),
+            )
+            .with_execution(execution),
+    );
+    let lines: Vec<String> = std::fs::read_to_string(format!("{LOGS}/{log}"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    put_log_lines(
+        moto,
+        "/aws/codebuild/kiro-pipeline-production-build",
+        "build-1",
+        &lines,
+        now.timestamp_millis() - 60_000,
+    )
+    .await;
+}
+
+/// The realistic build logs of the core crate's tests.
+pub const LOGS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crates/core/tests/data/logs"
+);
+
+/// Writes `lines` to a new stream of `group` (created if needed) in moto's CloudWatch Logs, one
+/// millisecond apart from `base_millis` on.
+pub async fn put_log_lines(
+    moto: &Moto,
+    group: &str,
+    stream: &str,
+    lines: &[String],
+    base_millis: i64,
+) {
+    let logs = moto.logs();
+    if let Err(e) = logs.create_log_group().log_group_name(group).send().await {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_already_exists_exception());
+        assert!(exists, "create_log_group {group}: {e:?}");
+    }
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(base_millis + i as i64)
+                .message(line)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Per-service endpoints that send the daemon's CodePipeline and CloudWatch calls to the fakes
+/// (everything else goes to moto).
+pub fn fake_endpoints(
+    codepipeline: &CodePipelineFake,
+    cloudwatch: &CloudWatchFake,
+) -> [(&'static str, String); 2] {
+    [
+        (
+            "AWS_ENDPOINT_URL_CODEPIPELINE",
+            codepipeline.endpoint().to_string(),
+        ),
+        (
+            "AWS_ENDPOINT_URL_CLOUDWATCH",
+            cloudwatch.endpoint().to_string(),
+        ),
+    ]
+}
