@@ -3,7 +3,7 @@
 
 use crate::support::{
     create_queues, depth, eventually, kiro_event, seed_failed_build, sns_envelope, temp_dir,
-    topic_with_capture, Daemon,
+    topic_with_capture, Daemon, Setup,
 };
 use pipeline_responder_e2e::{AlarmModel, CloudWatchFake, CodePipelineFake, Moto, SlackFake};
 use serde_json::{json, Value};
@@ -153,17 +153,32 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
     let queues = create_queues(&moto, "events-malformed", 1).await;
     let daemon = Daemon::start(&moto, &slack, &queues.url, temp_dir("malformed")).await;
     let sqs = moto.sqs();
-    let bad = [
-        "not json at all".to_string(),
-        "{}".to_string(),
-        json!({"detail-type": "CodePipeline Pipeline Execution State Change", "time": "2026-01-27T10:00:00Z", "id": "x", "detail": {"state": "FAILED"}}).to_string(),
-        "[".repeat(5000),
-        json!({"Type": "Notification", "MessageId": "m", "Message": "plain text"}).to_string(),
-    ];
-    for body in &bad {
-        sqs.send_message()
+    // 100 malformed messages of five kinds: not JSON, unknown shape, a missing required field,
+    // nesting past the parser's depth limit, an SNS envelope around plain text.
+    let bad: Vec<String> = (0..100)
+        .map(|i| match i % 5 {
+            0 => format!("not json at all #{i}"),
+            1 => json!({"i": i}).to_string(),
+            2 => json!({"detail-type": "CodePipeline Pipeline Execution State Change", "time": "2026-01-27T10:00:00Z", "id": format!("x{i}"), "detail": {"state": "FAILED"}}).to_string(),
+            3 => "[".repeat(5000 + i),
+            _ => json!({"Type": "Notification", "MessageId": format!("m{i}"), "Message": format!("plain text {i}")}).to_string(),
+        })
+        .collect();
+    for (n, chunk) in bad.chunks(10).enumerate() {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("b{n}-{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
             .queue_url(&queues.url)
-            .message_body(body)
+            .set_entries(Some(entries))
             .send()
             .await
             .unwrap();
@@ -185,7 +200,7 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
         "{:?}",
         posts[0].text()
     );
-    let moved = eventually(Duration::from_secs(30), || async {
+    let moved = eventually(Duration::from_secs(60), || async {
         depth(&moto, &queues.dlq_url).await == bad.len() as u64
     })
     .await;
@@ -194,6 +209,25 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
         "DLQ holds {} of {}: {}",
         depth(&moto, &queues.dlq_url).await,
         bad.len(),
+        daemon.log()
+    );
+    // Still serving after all that: the next good event is handled.
+    let next = kiro_event("codepipeline-pipeline-failed.json", "evt-next", |e| {
+        e["detail"]["execution-id"] = json!("after-the-dlq");
+    });
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(&next)
+        .send()
+        .await
+        .unwrap();
+    let served = slack.wait_for_accepted(2, Duration::from_secs(20)).await;
+    assert!(
+        served
+            .iter()
+            .any(|p| p.text().is_some_and(|t| t.contains("after-th")))
+            && served.len() == 2,
+        "{}",
         daemon.log()
     );
     let (status, _, log) = daemon.terminate().await;
@@ -524,4 +558,88 @@ async fn dry_run_stores_and_decides_everything_but_sends_nothing() {
     assert_eq!(depth(&moto, &capture).await, 0, "dry-run published to SNS");
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_bot_posts_once_then_threads_and_updates_and_rides_out_rate_limits() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start_with_token("xoxb-test-token-123").await;
+    let queues = create_queues(&moto, "events-bot", 30).await;
+    let capture = topic_with_capture(&moto, "kiro-pipeline-production-deployments").await;
+    // Slack answers 429 (Retry-After: 1) twice; the post must still arrive, exactly once, and SNS
+    // must not wait for Slack.
+    slack.fail_next(2, 429, Some(1));
+    let env = [
+        ("TEST_SLACK_TOKEN", "xoxb-test-token-123".to_string()),
+        ("TEST_SLACK_API", slack.api_base_url()),
+    ];
+    let setup = Setup {
+        env: &env,
+        daemon_extra: "first_post_wait_secs = 0",
+        slack_extra: "bot_token = \"${TEST_SLACK_TOKEN}\"\napi_base_url = \"${TEST_SLACK_API}\"",
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("bot"), &setup).await;
+    send_failures(&moto, &queues.url, 1, "bot").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            depth(&moto, &capture).await >= 1
+        })
+        .await,
+        "SNS waited for Slack: {}",
+        daemon.log()
+    );
+    let first = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 1, "{}", daemon.log());
+    let rejected = slack.posts().iter().filter(|p| p.status == 429).count();
+    assert_eq!(rejected, 2, "both 429s were seen and retried");
+    let parent_ts = first[0].ts().unwrap().to_string();
+    assert_eq!(
+        first[0].authorization.as_deref(),
+        Some("Bearer xoxb-test-token-123")
+    );
+    assert!(first[0].thread_ts().is_none());
+
+    // Recovery: the resolution is a reply in the incident's thread, and the first post is rewritten.
+    let ok = kiro_event("codepipeline-pipeline-succeeded.json", "evt-bot-ok", |e| {
+        e["detail"]["execution-id"] = json!("bot-fixed");
+        e["detail"]["start-time"] = json!(chrono::Utc::now().to_rfc3339());
+    });
+    moto.sqs()
+        .send_message()
+        .queue_url(&queues.url)
+        .message_body(&ok)
+        .send()
+        .await
+        .unwrap();
+    let threaded = eventually(Duration::from_secs(15), || async {
+        slack.accepted().iter().any(|p| {
+            p.thread_ts() == Some(parent_ts.as_str())
+                && p.text().is_some_and(|t| t.contains("✅ Resolved"))
+        })
+    })
+    .await;
+    assert!(
+        threaded,
+        "{:#?}",
+        slack
+            .accepted()
+            .iter()
+            .map(|p| (p.endpoint, p.thread_ts().map(String::from)))
+            .collect::<Vec<_>>()
+    );
+    let updated = eventually(Duration::from_secs(5), || async {
+        slack
+            .accepted()
+            .iter()
+            .any(|p| matches!(p.endpoint, pipeline_responder_e2e::SlackEndpoint::Update))
+    })
+    .await;
+    assert!(updated, "the first post is kept current with chat.update");
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("xoxb-test-token-123"),
+        "the bot token reached the log"
+    );
 }

@@ -173,6 +173,8 @@ pub struct Setup<'a> {
     pub daemon_extra: &'a str,
     /// The `[[environments]]` tables (and anything after them).
     pub environments: &'a str,
+    /// Appended to `[notifiers.slack]` (e.g. a bot token and the fake's API base URL).
+    pub slack_extra: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -182,6 +184,7 @@ impl Default for Setup<'_> {
             watcher: false,
             daemon_extra: "",
             environments: ENVIRONMENTS,
+            slack_extra: "",
         }
     }
 }
@@ -241,6 +244,7 @@ impl Daemon {
             watcher,
             daemon_extra: extra,
             environments,
+            slack_extra,
         } = *setup;
         std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
@@ -265,6 +269,7 @@ interval_secs = 10
 jitter_secs = 0
 [notifiers.slack]
 webhook_url = "${{TEST_SLACK_WEBHOOK}}"
+{slack_extra}
 [environment_defaults]
 resource_prefix = "kiro-pipeline-{{env}}"
 slack_channel = "#kiro-{{env}}"

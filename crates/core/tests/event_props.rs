@@ -455,7 +455,8 @@ proptest! {
     fn sns_envelopes_nested_in_envelopes_parse_up_to_two_deep_and_never_panic(
         sample in any::<Index>(),
         depth in 0usize..7,
-        ids in prop::collection::vec("[ -~]{1,40}", 7),
+        // Non-blank ids: a blank MessageId is its own (correct) error, found before the depth.
+        ids in prop::collection::vec("[!-~][ -~]{0,39}", 7),
     ) {
         let (name, text) = sample.get(corpus());
         let mut body = text.clone();
