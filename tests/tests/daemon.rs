@@ -566,9 +566,9 @@ async fn slack_bot_posts_once_then_threads_and_updates_and_rides_out_rate_limits
     let slack = SlackFake::start_with_token("xoxb-test-token-123").await;
     let queues = create_queues(&moto, "events-bot", 30).await;
     let capture = topic_with_capture(&moto, "kiro-pipeline-production-deployments").await;
-    // Slack answers 429 (Retry-After: 1) twice; the post must still arrive, exactly once, and SNS
+    // Slack answers 429 (Retry-After: 4) twice; the post must still arrive, exactly once, and SNS
     // must not wait for Slack.
-    slack.fail_next(2, 429, Some(1));
+    slack.fail_next(2, 429, Some(4));
     let env = [
         ("TEST_SLACK_TOKEN", "xoxb-test-token-123".to_string()),
         ("TEST_SLACK_API", slack.api_base_url()),
@@ -582,7 +582,7 @@ async fn slack_bot_posts_once_then_threads_and_updates_and_rides_out_rate_limits
     let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("bot"), &setup).await;
     send_failures(&moto, &queues.url, 1, "bot").await;
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(3), || async {
             depth(&moto, &capture).await >= 1
         })
         .await,

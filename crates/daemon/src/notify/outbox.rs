@@ -56,12 +56,15 @@ impl OutboxWorker {
             }
         };
         let now = Utc::now();
-        let mut blocked: HashSet<String> = HashSet::new();
+        // Order matters within one incident and channel (the first post before its follow-ups),
+        // not across channels: a failing Slack must not hold back SNS.
+        let mut blocked: HashSet<(String, String)> = HashSet::new();
         let mut sent = 0;
         for item in items {
             // Keep each incident's posts in order: a later post waits for an earlier one.
-            if blocked.contains(&item.key) || item.next_attempt_at > now {
-                blocked.insert(item.key.clone());
+            let lane = (item.key.clone(), channel_name(&item.notification));
+            if blocked.contains(&lane) || item.next_attempt_at > now {
+                blocked.insert(lane);
                 continue;
             }
             match self.send(&item).await {
@@ -82,7 +85,7 @@ impl OutboxWorker {
                     }
                 }
                 Err(error) => {
-                    blocked.insert(item.key.clone());
+                    blocked.insert(lane);
                     self.failed(&item, error).await;
                 }
             }
