@@ -643,3 +643,79 @@ async fn slack_bot_posts_once_then_threads_and_updates_and_rides_out_rate_limits
         "the bot token reached the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-escalate", 30).await;
+    let environments = r#"
+[[escalation.levels]]
+id = "L1"
+slack_mention = "@oncall"
+[[escalation.levels]]
+id = "L2"
+name = "DevOps team lead"
+slack_mention = "@devops-lead"
+[[escalation.levels]]
+id = "L3"
+name = "Engineering manager + AWS Support"
+slack_mention = "@eng-manager"
+[[environments]]
+name = "production"
+[policies.pipeline_execution_failure]
+escalation = [
+  { level = "L1", after_secs = 0 },
+  { level = "L2", after_secs = 3 },
+  { level = "L3", after_secs = 6 },
+]
+"#;
+    let setup = Setup {
+        daemon_extra: "first_post_wait_secs = 0",
+        environments,
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("escalate"), &setup).await;
+    send_failures(&moto, &queues.url, 1, "esc").await;
+    let escalated = |mention: &'static str| {
+        let slack = &slack;
+        move || async move {
+            slack
+                .accepted()
+                .iter()
+                .filter(|p| {
+                    p.text()
+                        .is_some_and(|t| t.contains("Escalated") && t.contains(mention))
+                })
+                .count()
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            escalated("@eng-manager")().await == 1
+        })
+        .await,
+        "{}",
+        daemon.log()
+    );
+    // Give a duplicate the chance to show up, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(escalated("@devops-lead")().await, 1);
+    assert_eq!(escalated("@eng-manager")().await, 1);
+    let order: Vec<String> = slack
+        .accepted()
+        .iter()
+        .filter_map(|p| p.text().map(String::from))
+        .collect();
+    let l2 = order
+        .iter()
+        .position(|t| t.contains("@devops-lead"))
+        .unwrap();
+    let l3 = order
+        .iter()
+        .position(|t| t.contains("@eng-manager"))
+        .unwrap();
+    assert!(l2 < l3, "L2 before L3");
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod diagnose;
+mod escalate;
 mod explain;
 mod ingest;
 mod notify;

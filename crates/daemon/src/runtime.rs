@@ -3,6 +3,7 @@
 //! within `shutdown_grace_secs`.
 
 use crate::diagnose::Diagnoser;
+use crate::escalate::{system_clock, Escalator};
 use crate::ingest::Ingest;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::slack::Slack;
@@ -104,6 +105,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             sources_stop.clone(),
             fatal.clone(),
             move || watcher.clone().run(stop.clone()),
+        ));
+    }
+    {
+        let escalator = Escalator {
+            config: Arc::clone(&config),
+            store: store.clone(),
+            clock: system_clock(),
+            outbox_wakeup: Arc::clone(&wakeup),
+        };
+        let stop = sources_stop.clone();
+        tracker.spawn(supervise(
+            "escalation",
+            sources_stop.clone(),
+            fatal.clone(),
+            move || escalator.clone().run(stop.clone()),
         ));
     }
     let outbox_stop = CancellationToken::new();

@@ -131,3 +131,27 @@ impl<'a> Ctx<'a> {
         self.view.active().filter(move |i| i.pipeline == pipeline)
     }
 }
+
+/// The notifications a due deadline sends for an incident in `environment`: the environment's
+/// channels plus the level's own targets, as an escalation or a reminder.
+pub fn deadline_notifications(
+    config: &Config,
+    environment: &str,
+    deadline: &crate::decision::Deadline,
+    now: DateTime<Utc>,
+) -> Vec<crate::decision::Notification> {
+    let Some(env) = config.environment(environment) else {
+        return Vec::new();
+    };
+    let view = IncidentsView::default();
+    let ctx = Ctx {
+        config,
+        view: &view,
+        now,
+    };
+    let kind = match deadline.kind {
+        crate::decision::DeadlineKind::Escalation => crate::decision::NotificationKind::Escalated,
+        crate::decision::DeadlineKind::Reminder => crate::decision::NotificationKind::Reminder,
+    };
+    notifications::build(ctx, env, kind, &[deadline.level])
+}

@@ -68,6 +68,15 @@ pub struct OutboxItem {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// A deadline that has come due, with the incident's environment (for its channels).
+#[derive(Debug, Clone)]
+pub struct DueDeadline {
+    pub id: i64,
+    pub key: String,
+    pub deadline: Deadline,
+    pub environment: String,
+}
+
 /// What storing an input did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -367,6 +376,161 @@ impl Store {
             }
             tx.commit()?;
             Ok(released > 0)
+        })
+        .await
+    }
+
+    /// Records an acknowledgement: escalation steps that run "until acknowledged" stop.
+    /// Returns false when the incident is unknown or no longer open.
+    #[cfg_attr(not(test), allow(dead_code))] // the ack API and Slack button call it next
+    pub async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            if incident.status != IncidentStatus::Open {
+                return Ok(false);
+            }
+            incident.status = IncidentStatus::Acknowledged;
+            incident.acknowledged_at = Some(now);
+            incident.acknowledged_by = Some(by.clone());
+            save(&tx, &incident)?;
+            timeline(
+                &tx,
+                &key,
+                &TimelineEntry {
+                    at: now,
+                    kind: TimelineKind::Acknowledged,
+                    text: format!("acknowledged by {by}"),
+                },
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Pending deadlines due at `now`, oldest first.
+    pub async fn due_deadlines(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDeadline>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.id, d.key, d.data, i.data FROM deadlines d JOIN incidents i ON i.key = d.key
+                 WHERE d.state = 'pending' AND d.at <= ?1 ORDER BY d.at, d.id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now.timestamp_millis(), limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, key, deadline, incident) = row?;
+                let incident: Incident = serde_json::from_str(&incident)?;
+                out.push(DueDeadline {
+                    id,
+                    key,
+                    deadline: serde_json::from_str(&deadline)?,
+                    environment: incident.environment,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Pending deadlines (for readiness and metrics).
+    #[cfg_attr(not(test), allow(dead_code))] // metrics and readiness read it next
+    pub async fn pending_deadlines(&self) -> Result<i64> {
+        self.with(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM deadlines WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// When the next pending deadline is due, if any.
+    pub async fn next_deadline_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.with(|conn| {
+            let at: Option<i64> = conn.query_row(
+                "SELECT MIN(at) FROM deadlines WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(at.and_then(DateTime::from_timestamp_millis))
+        })
+        .await
+    }
+
+    /// Fires one deadline, once: in one transaction, claims it (pending → fired/skipped), checks
+    /// against the incident as it is now whether it still applies (ack, resolution, condition,
+    /// level already reached), and if so records the escalation and queues `notifications`.
+    /// Returns whether notifications were queued.
+    pub async fn fire_deadline(
+        &self,
+        due: DueDeadline,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(mut incident) = load(&tx, &due.key)? else {
+                return Ok(false);
+            };
+            let state = pipeline_responder_core::rules::DeadlineState {
+                status: incident.status,
+                critical_findings: incident.critical_findings,
+                highest_level_notified: incident.highest_level_notified,
+            };
+            let applies = pipeline_responder_core::rules::deadline_applies(&due.deadline, state);
+            let claimed = tx.execute(
+                "UPDATE deadlines SET state = ?2 WHERE id = ?1 AND state = 'pending'",
+                params![due.id, if applies { "fired" } else { "skipped" }],
+            )?;
+            if claimed == 0 || !applies {
+                tx.commit()?;
+                return Ok(false);
+            }
+            let d = &due.deadline;
+            let what = match d.kind {
+                pipeline_responder_core::decision::DeadlineKind::Escalation => {
+                    incident.highest_level_notified = Some(
+                        incident
+                            .highest_level_notified
+                            .map_or(d.level, |h| h.max(d.level)),
+                    );
+                    save(&tx, &incident)?;
+                    format!(
+                        "{}: not acknowledged by {}",
+                        d.level_id,
+                        d.at.format("%H:%M UTC")
+                    )
+                }
+                pipeline_responder_core::decision::DeadlineKind::Reminder => {
+                    format!("reminder to {}", d.level_id)
+                }
+            };
+            timeline(
+                &tx,
+                &due.key,
+                &TimelineEntry {
+                    at: now,
+                    kind: TimelineKind::Escalated,
+                    text: what.clone(),
+                },
+            )?;
+            let note = format!("to {what}");
+            for n in &notifications {
+                queue(&tx, &due.key, n, Some(&note), now)?;
+            }
+            tx.commit()?;
+            Ok(!notifications.is_empty())
         })
         .await
     }

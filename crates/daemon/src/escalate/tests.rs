@@ -1,0 +1,239 @@
+//! Escalation timers: once, at the deadline; not after an ack; after a restart; on paused time.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::store::InputRecord;
+use chrono::TimeZone;
+use pipeline_responder_core::config::load_str;
+use pipeline_responder_core::decision::NotificationKind;
+use pipeline_responder_core::event::{
+    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
+};
+
+/// A short policy: L2 three seconds after a failure opens.
+const CONFIG: &str = r#"
+[aws]
+account_id = "123456789012"
+[sources.sqs]
+enabled = false
+[notifiers.slack]
+webhook_url = "http://127.0.0.1:9/webhook"
+[[escalation.levels]]
+id = "L1"
+slack_mention = "@oncall"
+[[escalation.levels]]
+id = "L2"
+slack_mention = "@devops-lead"
+[[escalation.levels]]
+id = "L3"
+slack_mention = "@eng-manager"
+[[environments]]
+name = "production"
+[policies.pipeline_execution_failure]
+escalation = [
+  { level = "L1", after_secs = 0 },
+  { level = "L2", after_secs = 3 },
+  { level = "L3", after_secs = 6 },
+]
+"#;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 27, 10, 0, 0).unwrap()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::seconds(secs)
+}
+
+const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
+
+fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("pr-escalate-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    (Store::open(&path).unwrap(), path)
+}
+
+async fn open_failure(store: &Store, config: &Config) {
+    let event = Event {
+        id: "evt-1".into(),
+        time: t0(),
+        region: None,
+        account: None,
+        carrier: Carrier::EventBridge,
+        kind: EventKind::PipelineExecution(PipelineExecutionChange {
+            pipeline: "kiro-pipeline-production".into(),
+            execution_id: "e1".into(),
+            state: PipelineState::Failed,
+            start_time: Some(t0()),
+            trigger_type: None,
+            trigger_detail: None,
+            stop_comments: None,
+            failed_stage: None,
+            failed_actions: vec![],
+        }),
+    };
+    let view = store.view(t0()).await.unwrap();
+    let decision = rules::evaluate(config, &event, &view, t0());
+    let input = InputRecord {
+        id: event.id.clone(),
+        transition: event.transition_key(),
+        event_time: t0(),
+    };
+    store
+        .apply(input, decision, vec![], t0(), None)
+        .await
+        .unwrap();
+}
+
+/// Escalation posts queued so far, as (level mention) per post.
+async fn escalations(store: &Store) -> Vec<String> {
+    store
+        .outbox_pending(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.notification.kind == NotificationKind::Escalated)
+        .filter_map(|i| i.notification.mention)
+        .collect()
+}
+
+fn escalator(store: &Store, config: &Config, clock: Clock) -> Escalator {
+    Escalator {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        clock,
+        outbox_wakeup: Arc::new(Notify::new()),
+    }
+}
+
+fn fixed(t: DateTime<Utc>) -> Clock {
+    Arc::new(move || t)
+}
+
+#[tokio::test]
+async fn unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each() {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let (store, _) = temp_store("l2l3");
+    open_failure(&store, &config).await;
+    assert_eq!(
+        escalator(&store, &config, fixed(at(2))).tick().await,
+        0,
+        "not due yet"
+    );
+    assert_eq!(escalator(&store, &config, fixed(at(3))).tick().await, 1);
+    assert_eq!(
+        escalator(&store, &config, fixed(at(4))).tick().await,
+        0,
+        "fired once"
+    );
+    assert_eq!(escalator(&store, &config, fixed(at(6))).tick().await, 1);
+    assert_eq!(escalator(&store, &config, fixed(at(60))).tick().await, 0);
+    assert_eq!(
+        escalations(&store).await,
+        vec!["@devops-lead", "@eng-manager"]
+    );
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(incident.highest_level_notified, Some(2));
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e.kind == pipeline_responder_core::record::TimelineKind::Escalated)
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_ack_before_the_deadline_stops_later_levels() {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let (store, _) = temp_store("ack");
+    open_failure(&store, &config).await;
+    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    assert_eq!(escalator(&store, &config, fixed(at(10))).tick().await, 0);
+    assert!(escalations(&store).await.is_empty());
+    assert_eq!(
+        store.pending_deadlines().await.unwrap(),
+        0,
+        "skipped, not left pending"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_wait_still_fires_once_at_the_deadline() {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let (store, path) = temp_store("restart");
+    open_failure(&store, &config).await;
+    assert_eq!(escalator(&store, &config, fixed(at(1))).tick().await, 0);
+    drop(store);
+    // A new process: the deadlines come back from the file.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(escalator(&store, &config, fixed(at(2))).tick().await, 0);
+    assert_eq!(escalator(&store, &config, fixed(at(3))).tick().await, 1);
+    let again = Store::open(&path).unwrap();
+    assert_eq!(
+        escalator(&again, &config, fixed(at(3))).tick().await,
+        0,
+        "a second process does not fire it again"
+    );
+    assert_eq!(escalations(&store).await, vec!["@devops-lead"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_engine_sleeps_until_the_deadline_on_paused_time() {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let (store, _) = temp_store("paused");
+    open_failure(&store, &config).await;
+    let cancel = CancellationToken::new();
+    let engine = escalator(&store, &config, tokio_clock(t0()));
+    let task = tokio::spawn(engine.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(escalations(&store).await.is_empty(), "nothing before 3 s");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        escalations(&store).await,
+        vec!["@devops-lead", "@eng-manager"]
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resolve_stops_all_levels() {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let (store, _) = temp_store("resolve");
+    open_failure(&store, &config).await;
+    let success = Event {
+        id: "evt-2".into(),
+        time: at(1),
+        region: None,
+        account: None,
+        carrier: Carrier::EventBridge,
+        kind: EventKind::PipelineExecution(PipelineExecutionChange {
+            pipeline: "kiro-pipeline-production".into(),
+            execution_id: "e2".into(),
+            state: PipelineState::Succeeded,
+            start_time: Some(at(1)),
+            trigger_type: None,
+            trigger_detail: None,
+            stop_comments: None,
+            failed_stage: None,
+            failed_actions: vec![],
+        }),
+    };
+    let view = store.view(t0()).await.unwrap();
+    let decision = rules::evaluate(&config, &success, &view, at(1));
+    let input = InputRecord {
+        id: success.id.clone(),
+        transition: success.transition_key(),
+        event_time: at(1),
+    };
+    store
+        .apply(input, decision, vec![], at(1), None)
+        .await
+        .unwrap();
+    assert_eq!(escalator(&store, &config, fixed(at(60))).tick().await, 0);
+    assert!(escalations(&store).await.is_empty());
+    assert_eq!(store.pending_deadlines().await.unwrap(), 0);
+}
