@@ -719,3 +719,150 @@ escalation = [
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_needs_the_token_and_ack_stops_escalation_resolve_posts_and_events_are_ingested() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-api", 30).await;
+    let environments = r#"
+[[environments]]
+name = "production"
+[policies.pipeline_execution_failure]
+escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }]
+"#;
+    let env = [("TEST_API_TOKEN", "api-secret-token-42".to_string())];
+    let setup = Setup {
+        env: &env,
+        daemon_extra: "first_post_wait_secs = 0",
+        environments,
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("api"), &setup).await;
+    let base = format!("http://{}", daemon.http_addr().await);
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // An event through the API destination endpoint (same handling as SQS).
+    let event = kiro_event("codepipeline-pipeline-failed.json", "evt-api-1", |e| {
+        e["detail"]["execution-id"] = json!("api-exec-1");
+    });
+    let unauth = http
+        .post(format!("{base}/api/v1/events"))
+        .body(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauth.status(), 401, "no token");
+    let wrong = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth("api-secret-token-41")
+        .body(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401, "wrong token");
+    let accepted = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth("api-secret-token-42")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let bad = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth("api-secret-token-42")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let key = "pipeline_execution_failure/kiro-pipeline-production/api-exec-1";
+    let id = key.replace('/', "%2F");
+    let list: Value = http
+        .get(format!("{base}/api/v1/incidents?status=open"))
+        .bearer_auth("api-secret-token-42")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["incidents"][0]["key"], key);
+    let acked = http
+        .post(format!("{base}/api/v1/incidents/{id}/ack"))
+        .bearer_auth("api-secret-token-42")
+        .body(r#"{"by": "alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    // The L2 deadline passes: the ack stopped it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        slack
+            .accepted()
+            .iter()
+            .all(|p| !p.text().unwrap_or_default().contains("Escalated")),
+        "{}",
+        daemon.log()
+    );
+    let shown: Value = http
+        .get(format!("{base}/api/v1/incidents/{id}"))
+        .bearer_auth("api-secret-token-42")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["incident"]["status"], "acknowledged");
+    assert_eq!(shown["incident"]["acknowledged_by"], "alice");
+
+    let resolved = http
+        .post(format!("{base}/api/v1/incidents/{id}/resolve"))
+        .bearer_auth("api-secret-token-42")
+        .body(r#"{"by": "bob"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), 200);
+    let posted = eventually(Duration::from_secs(10), || async {
+        slack.accepted().iter().any(|p| {
+            p.text()
+                .is_some_and(|t| t.contains("✅ Resolved: resolved by bob"))
+        })
+    })
+    .await;
+    assert!(posted, "{}", daemon.log());
+    let again = http
+        .post(format!("{base}/api/v1/incidents/{id}/resolve"))
+        .bearer_auth("api-secret-token-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("api-secret-token-42"),
+        "the API token reached the log"
+    );
+}

@@ -257,6 +257,7 @@ region = "us-east-1"
 account_id = "{ACCOUNT}"
 [http]
 listen = "127.0.0.1:0"
+api_token = "${{TEST_API_TOKEN:-}}"
 [store]
 path = "{state}"
 [sources.sqs]
@@ -297,6 +298,23 @@ slack_channel = "#kiro-{{env}}"
             .spawn()
             .unwrap();
         Daemon { child, dir }
+    }
+
+    /// The address the daemon's HTTP listener bound (it logs it at start-up).
+    pub async fn http_addr(&self) -> String {
+        for _ in 0..100 {
+            if let Some(addr) = self
+                .log()
+                .lines()
+                .find(|l| l.contains("HTTP listening"))
+                .and_then(|l| serde_json::from_str::<Value>(l).ok())
+                .and_then(|v| v["addr"].as_str().map(String::from))
+            {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the daemon never logged its HTTP address: {}", self.log());
     }
 
     pub fn log(&self) -> String {

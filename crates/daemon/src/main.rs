@@ -5,6 +5,7 @@ mod cli;
 mod diagnose;
 mod escalate;
 mod explain;
+mod http;
 mod ingest;
 mod notify;
 mod runtime;

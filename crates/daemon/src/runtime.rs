@@ -122,6 +122,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             move || escalator.clone().run(stop.clone()),
         ));
     }
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("http.listen {}: cannot bind", config.http.listen))?;
+    let api = crate::http::Api {
+        config: Arc::clone(&config),
+        store: store.clone(),
+        ingest: ingest.clone(),
+        outbox_wakeup: Arc::clone(&wakeup),
+    };
+    tracker.spawn(crate::http::serve(api, listener, sources_stop.clone()));
     let outbox_stop = CancellationToken::new();
     let outbox_task = {
         let stop = outbox_stop.clone();

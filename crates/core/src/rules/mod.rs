@@ -155,3 +155,21 @@ pub fn deadline_notifications(
     };
     notifications::build(ctx, env, kind, &[deadline.level])
 }
+
+/// The notifications of an incident resolved by hand (API, CLI, Slack).
+pub fn resolution_notifications(
+    config: &Config,
+    environment: &str,
+    now: DateTime<Utc>,
+) -> Vec<crate::decision::Notification> {
+    let Some(env) = config.environment(environment) else {
+        return Vec::new();
+    };
+    let view = IncidentsView::default();
+    let ctx = Ctx {
+        config,
+        view: &view,
+        now,
+    };
+    notifications::build(ctx, env, crate::decision::NotificationKind::Resolved, &[])
+}

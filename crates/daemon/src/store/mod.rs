@@ -206,7 +206,6 @@ impl Store {
     }
 
     /// Every incident, newest first (`active_only` leaves out resolved ones).
-    #[cfg_attr(not(test), allow(dead_code))] // listed by the incidents API next; tests use it now
     pub async fn incidents(&self, active_only: bool) -> Result<Vec<Incident>> {
         self.with(move |conn| {
             let sql = if active_only {
@@ -382,7 +381,6 @@ impl Store {
 
     /// Records an acknowledgement: escalation steps that run "until acknowledged" stop.
     /// Returns false when the incident is unknown or no longer open.
-    #[cfg_attr(not(test), allow(dead_code))] // the ack API and Slack button call it next
     pub async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
         let (key, by) = (key.to_string(), by.to_string());
         self.with(move |conn| {
@@ -406,6 +404,51 @@ impl Store {
                     text: format!("acknowledged by {by}"),
                 },
             )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Resolves an incident by hand: pending deadlines are cancelled and `notifications` queued.
+    /// Returns false when the incident is unknown or already resolved.
+    pub async fn resolve(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            if !incident.status.is_active() {
+                return Ok(false);
+            }
+            let reason = format!("resolved by {by}");
+            incident.status = IncidentStatus::Resolved;
+            incident.resolved_at = Some(now);
+            incident.resolution = Some(reason.clone());
+            save(&tx, &incident)?;
+            tx.execute(
+                "UPDATE deadlines SET state = 'cancelled' WHERE key = ?1 AND state = 'pending'",
+                params![key],
+            )?;
+            timeline(
+                &tx,
+                &key,
+                &TimelineEntry {
+                    at: now,
+                    kind: TimelineKind::Resolved,
+                    text: reason.clone(),
+                },
+            )?;
+            for n in &notifications {
+                queue(&tx, &key, n, Some(&reason), now)?;
+            }
             tx.commit()?;
             Ok(true)
         })

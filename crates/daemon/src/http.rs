@@ -1,0 +1,228 @@
+//! The one HTTP listener: `/healthz`, `/readyz`, and the bearer-token API
+//! (`/api/v1/incidents`, ack, resolve, and `/api/v1/events` for EventBridge API destinations).
+
+use crate::ingest::{HandleError, Handled, Ingest};
+use crate::store::Store;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use pipeline_responder_core::config::Config;
+use pipeline_responder_core::rules;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub outbox_wakeup: Arc<Notify>,
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents/{id}", get(show))
+        .route("/api/v1/incidents/{id}/ack", post(ack))
+        .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .route("/api/v1/events", post(events))
+        .with_state(api)
+}
+
+/// Serves until `cancel`; logs the bound address (the port may be 0 in tests).
+pub async fn serve(api: Api, listener: tokio::net::TcpListener, cancel: CancellationToken) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(addr = %addr, "HTTP listening");
+    let server = axum::serve(listener, router(api))
+        .with_graceful_shutdown(async move { cancel.cancelled().await });
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from response times.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The 401 answer, unless the request carries the API token.
+fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &api.config.http.api_token else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "the API is disabled: set http.api_token",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same(presented.as_bytes(), token.expose().as_bytes()) {
+        None
+    } else {
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+async fn ready(State(api): State<Api>) -> Response {
+    match api.store.pending_deadlines().await {
+        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list(State(api): State<Api>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let active_only = match q.status.as_deref() {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "status: use open or all"),
+    };
+    match api.store.incidents(active_only).await {
+        Ok(incidents) => Json(json!({"incidents": incidents})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.store.incident(&id).await {
+        Ok(Some((incident, timeline))) => {
+            Json(json!({"incident": incident, "timeline": timeline})).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such incident"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Actor {
+    by: Option<String>,
+}
+
+fn actor(body: &str) -> String {
+    serde_json::from_str::<Actor>(body)
+        .ok()
+        .and_then(|a| a.by)
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| b.chars().take(80).collect())
+        .unwrap_or_else(|| "the API".to_string())
+}
+
+async fn ack(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.store.acknowledge(&id, &actor(&body), Utc::now()).await {
+        Ok(true) => Json(json!({"acknowledged": id})).into_response(),
+        Ok(false) => error(StatusCode::CONFLICT, "no open incident with this id"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn resolve(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let now = Utc::now();
+    let environment = match api.store.incident(&id).await {
+        Ok(Some((incident, _))) => incident.environment,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such incident"),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let notifications = rules::resolution_notifications(&api.config, &environment, now);
+    match api
+        .store
+        .resolve(&id, &actor(&body), notifications, now)
+        .await
+    {
+        Ok(true) => {
+            api.outbox_wakeup.notify_one();
+            Json(json!({"resolved": id})).into_response()
+        }
+        Ok(false) => error(StatusCode::CONFLICT, "the incident is already resolved"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// EventBridge API destination: the same handling as an SQS message.
+async fn events(State(api): State<Api>, headers: HeaderMap, body: String) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.ingest.handle(&body, Utc::now()).await {
+        Ok(Handled::Stored { applied, .. }) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"outcome": "stored", "opened": applied.opened})),
+        )
+            .into_response(),
+        Ok(Handled::Duplicate) => {
+            (StatusCode::OK, Json(json!({"outcome": "duplicate"}))).into_response()
+        }
+        Ok(Handled::Ignored { kind, reason }) => (
+            StatusCode::OK,
+            Json(json!({"outcome": "ignored", "kind": kind, "reason": reason})),
+        )
+            .into_response(),
+        Err(HandleError::Rejected(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"outcome": "rejected", "reason": e.reason(), "error": e.to_string()})),
+        )
+            .into_response(),
+        Err(HandleError::Store(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_comparison_needs_every_byte() {
+        assert!(super::same(b"secret-token", b"secret-token"));
+        assert!(!super::same(b"secret-token", b"secret-tokeX"));
+        assert!(!super::same(b"secret", b"secret-token"));
+        assert!(!super::same(b"", b"x"));
+    }
+}
