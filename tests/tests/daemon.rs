@@ -738,7 +738,8 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
         environments,
         ..Setup::default()
     };
-    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("api"), &setup).await;
+    let dir = temp_dir("api");
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, dir.clone(), &setup).await;
     let base = format!("http://{}", daemon.http_addr().await);
     let http = reqwest::Client::new();
     assert_eq!(
@@ -859,6 +860,44 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
+
+    // The CLI reads the same configuration (token) and talks to the same API.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::support::daemon_binary())
+            .args([
+                "--config",
+                dir.join("config.toml").to_str().unwrap(),
+                "incidents",
+                "--api",
+                &base,
+            ])
+            .args(args)
+            .env_clear()
+            .env("TEST_API_TOKEN", "api-secret-token-42")
+            .env("TEST_SLACK_WEBHOOK", slack.webhook_url())
+            .output()
+            .unwrap()
+    };
+    let listed = cli(&["list", "--status", "all"]);
+    let table = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.status.success(),
+        "{table} {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(table.contains(key) && table.contains("resolved"), "{table}");
+    let shown = cli(&["show", key]);
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(
+        text.contains("acknowledged by alice") && text.contains("resolved by bob"),
+        "{text}"
+    );
+    let refused = cli(&["ack", key]);
+    assert!(
+        !refused.status.success(),
+        "acking a resolved incident fails"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("409"));
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(

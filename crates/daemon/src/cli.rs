@@ -41,11 +41,30 @@ pub enum Command {
     CheckConfig,
     /// Offline dry run of the rules for one event file: prints the decision as JSON. No AWS call.
     Explain(explain::ExplainArgs),
+    /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
+    Incidents(crate::incidents_cli::IncidentsArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(&cli.config),
+        Command::Incidents(args) => match load(&cli.config) {
+            Ok(config) => {
+                let outcome = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(crate::incidents_cli::run(&config, &args)));
+                match outcome {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("incidents: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(code) => code,
+        },
         Command::Explain(args) => match load(&cli.config) {
             Ok(config) => explain::run(&config, &args),
             Err(code) => code,

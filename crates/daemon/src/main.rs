@@ -6,6 +6,7 @@ mod diagnose;
 mod escalate;
 mod explain;
 mod http;
+mod incidents_cli;
 mod ingest;
 mod notify;
 mod runtime;

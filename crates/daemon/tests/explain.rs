@@ -237,6 +237,8 @@ fn every_command_has_help() {
         vec!["run", "--help"],
         vec!["check-config", "--help"],
         vec!["explain", "--help"],
+        vec!["incidents", "--help"],
+        vec!["incidents", "ack", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_pipeline-responder"))
             .args(&args)

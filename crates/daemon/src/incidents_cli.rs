@@ -1,0 +1,157 @@
+//! `incidents list|show|ack|resolve`: the operator's side of the API, against a running daemon.
+
+use anyhow::{bail, Context};
+use pipeline_responder_core::config::Config;
+use serde_json::{json, Value};
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentsArgs {
+    /// Base URL of the daemon's API. Default: http://<http.listen> of the configuration.
+    #[arg(long, env = "PIPELINE_RESPONDER_API")]
+    pub api: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: IncidentsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents (open ones by default).
+    List {
+        /// `open` or `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Show one incident with its timeline.
+    Show { id: String },
+    /// Acknowledge: stops escalation steps that run until acknowledged.
+    Ack {
+        id: String,
+        /// Who acknowledges (shown in the timeline and posts).
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Resolve by hand.
+    Resolve {
+        id: String,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+}
+
+fn base_url(config: &Config, api: Option<&str>) -> String {
+    match api {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let addr = config.http.listen;
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    }
+}
+
+/// Incident keys contain `/`: one path segment, percent-encoded.
+fn segment(id: &str) -> String {
+    id.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(' ', "%20")
+        .replace('#', "%23")
+        .replace('?', "%3F")
+}
+
+pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
+    let base = base_url(config, args.api.as_deref());
+    let Some(token) = &config.http.api_token else {
+        bail!("http.api_token is not set in the configuration; the API needs it (the CLI sends it as the bearer token)");
+    };
+    let http = reqwest::Client::new();
+    let request = match &args.command {
+        IncidentsCommand::List { status } => {
+            http.get(format!("{base}/api/v1/incidents?status={status}"))
+        }
+        IncidentsCommand::Show { id } => {
+            http.get(format!("{base}/api/v1/incidents/{}", segment(id)))
+        }
+        IncidentsCommand::Ack { id, by } => http
+            .post(format!("{base}/api/v1/incidents/{}/ack", segment(id)))
+            .json(&json!({"by": by})),
+        IncidentsCommand::Resolve { id, by } => http
+            .post(format!("{base}/api/v1/incidents/{}/resolve", segment(id)))
+            .json(&json!({"by": by})),
+    };
+    let response = request
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the daemon at {base}; is it running? (--api URL)")
+        })?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "{} {}",
+            status.as_u16(),
+            body["error"].as_str().unwrap_or("request failed")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    match &args.command {
+        IncidentsCommand::List { .. } => print_table(&body["incidents"]),
+        IncidentsCommand::Show { .. } => print_incident(&body),
+        IncidentsCommand::Ack { id, .. } => println!("acknowledged {id}"),
+        IncidentsCommand::Resolve { id, .. } => println!("resolved {id}"),
+    }
+    Ok(())
+}
+
+fn print_table(incidents: &Value) {
+    let rows = incidents.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no incidents");
+        return;
+    }
+    println!(
+        "{:<9} {:<13} {:<12} {:<30} KEY",
+        "SEVERITY", "STATUS", "ENVIRONMENT", "TYPE"
+    );
+    for i in rows {
+        println!(
+            "{:<9} {:<13} {:<12} {:<30} {}",
+            i["severity"].as_str().unwrap_or(""),
+            i["status"].as_str().unwrap_or(""),
+            i["environment"].as_str().unwrap_or(""),
+            i["incident_type"].as_str().unwrap_or(""),
+            i["key"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn print_incident(body: &Value) {
+    let i = &body["incident"];
+    println!(
+        "{} · {} · {} · {}",
+        i["severity"].as_str().unwrap_or(""),
+        i["environment"].as_str().unwrap_or(""),
+        i["title"].as_str().unwrap_or(""),
+        i["status"].as_str().unwrap_or("")
+    );
+    println!("key: {}", i["key"].as_str().unwrap_or(""));
+    for entry in body["timeline"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  {}  {:<12} {}",
+            entry["at"].as_str().unwrap_or(""),
+            entry["kind"].as_str().unwrap_or(""),
+            entry["text"].as_str().unwrap_or("")
+        );
+    }
+}
