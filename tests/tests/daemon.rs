@@ -905,3 +905,103 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
         "the API token reached the log"
     );
 }
+
+/// A Slack interaction request body and its v0 signature.
+fn slack_request(secret: &str, ts: i64, key: &str) -> (String, String) {
+    use hmac::{Hmac, KeyInit, Mac};
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U123", "username": "carol"},
+        "actions": [{"action_id": "acknowledge", "value": key}],
+    });
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    (
+        body,
+        format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_ack_button_is_verified_and_replays_or_forgeries_change_nothing() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-slack-ack", 30).await;
+    let env = [
+        ("TEST_API_TOKEN", "api-token".to_string()),
+        ("TEST_SLACK_SIGNING", "slack-signing-secret".to_string()),
+    ];
+    let setup = Setup {
+        env: &env,
+        daemon_extra: "first_post_wait_secs = 0",
+        slack_extra: "signing_secret = \"${TEST_SLACK_SIGNING}\"",
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("slack-ack"), &setup).await;
+    let base = format!("http://{}", daemon.http_addr().await);
+    send_failures(&moto, &queues.url, 1, "sa").await;
+    let first = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 1, "{}", daemon.log());
+    let key = "pipeline_execution_failure/kiro-pipeline-production/sa-0000";
+    let button = first[0].blocks().iter().find_map(|b| {
+        b["elements"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["action_id"] == "acknowledge").cloned())
+    });
+    assert_eq!(
+        button.unwrap()["value"],
+        key,
+        "the post's button carries the incident key"
+    );
+
+    let http = reqwest::Client::new();
+    let post = |body: String, ts: i64, signature: String| {
+        http.post(format!("{base}/slack/interactions"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+    };
+    let status_of = || async {
+        let v: Value = http
+            .get(format!(
+                "{base}/api/v1/incidents/{}",
+                key.replace('/', "%2F")
+            ))
+            .bearer_auth("api-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["incident"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (body, _) = slack_request("slack-signing-secret", now, key);
+    let (_, forged) = slack_request("not-the-secret", now, key);
+    assert_eq!(
+        post(body.clone(), now, forged).await.unwrap().status(),
+        401,
+        "bad signature"
+    );
+    let old = now - 301;
+    let (old_body, old_sig) = slack_request("slack-signing-secret", old, key);
+    assert_eq!(
+        post(old_body, old, old_sig).await.unwrap().status(),
+        401,
+        "older than 5 minutes"
+    );
+    assert_eq!(status_of().await, "open", "nothing changed");
+    let (body, signature) = slack_request("slack-signing-secret", now, key);
+    assert_eq!(post(body, now, signature).await.unwrap().status(), 200);
+    assert_eq!(status_of().await, "acknowledged");
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("slack-signing-secret"));
+}

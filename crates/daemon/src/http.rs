@@ -35,6 +35,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/events", post(events))
+        .route(
+            "/slack/interactions",
+            post(crate::slack_interactions::interactions),
+        )
         .with_state(api)
 }
 

@@ -10,6 +10,7 @@ mod incidents_cli;
 mod ingest;
 mod notify;
 mod runtime;
+mod slack_interactions;
 mod sources;
 mod store;
 mod supervise;
