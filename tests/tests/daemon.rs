@@ -359,6 +359,23 @@ async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolv
     assert!(status.success(), "{log}");
 }
 
+/// Storm control off (these tests count every first post).
+fn every_post(daemon_extra: &str) -> Setup<'_> {
+    Setup {
+        daemon_extra,
+        environments: NO_STORM,
+        ..Setup::default()
+    }
+}
+
+const NO_STORM: &str = r#"[[environments]]
+name = "staging"
+[[environments]]
+name = "production"
+[storm]
+max_incidents = 100000
+"#;
+
 /// `n` FAILED events of distinct executions of the production pipeline, sent in batches of 10.
 async fn send_failures(moto: &Moto, queue_url: &str, n: usize, tag: &str) {
     let sqs = moto.sqs();
@@ -419,8 +436,7 @@ async fn kill_9_during_a_burst_of_300_then_restart_every_failure_has_exactly_one
     let dir = temp_dir("kill9");
     send_failures(&moto, &queues.url, 300, "k9").await;
     let fast = "first_post_wait_secs = 0";
-    let daemon =
-        Daemon::start_config(&moto, &slack, &queues.url, dir.clone(), &[], false, fast).await;
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, dir.clone(), &every_post(fast)).await;
     // Kill it mid-burst: some incidents stored, most messages still queued.
     let started = eventually(Duration::from_secs(30), || async {
         slack.accepted().len() >= 20
@@ -434,7 +450,7 @@ async fn kill_9_during_a_burst_of_300_then_restart_every_failure_has_exactly_one
         "killed too late to test anything ({stored_before} stored)"
     );
 
-    let daemon = Daemon::start_config(&moto, &slack, &queues.url, dir, &[], false, fast).await;
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, dir, &every_post(fast)).await;
     let drained = eventually(Duration::from_secs(90), || async {
         depth(&moto, &queues.url).await == 0 && daemon.incident_count() == 300
     })
@@ -479,8 +495,7 @@ async fn sigterm_during_a_burst_exits_within_the_grace_period_and_loses_nothing(
     let dir = temp_dir("sigterm");
     send_failures(&moto, &queues.url, 100, "st").await;
     let fast = "first_post_wait_secs = 0";
-    let daemon =
-        Daemon::start_config(&moto, &slack, &queues.url, dir.clone(), &[], false, fast).await;
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, dir.clone(), &every_post(fast)).await;
     assert!(
         eventually(Duration::from_secs(30), || async {
             slack.accepted().len() >= 5
@@ -497,7 +512,7 @@ async fn sigterm_during_a_burst_exits_within_the_grace_period_and_loses_nothing(
     );
     assert!(log.contains("Shutting down"), "{log}");
 
-    let daemon = Daemon::start_config(&moto, &slack, &queues.url, dir, &[], false, fast).await;
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, dir, &every_post(fast)).await;
     let all = eventually(Duration::from_secs(60), || async {
         depth(&moto, &queues.url).await == 0 && daemon.incident_count() == 100
     })
@@ -1004,4 +1019,59 @@ async fn slack_ack_button_is_verified_and_replays_or_forgeries_change_nothing() 
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(!log.contains("slack-signing-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_200_failures_in_10_s_makes_at_most_5_slack_posts_and_200_incidents() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-storm", 30).await;
+    let setup = Setup {
+        daemon_extra: "first_post_wait_secs = 0",
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("storm"), &setup).await;
+    let started = std::time::Instant::now();
+    send_failures(&moto, &queues.url, 200, "storm").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the burst took {:?}",
+        started.elapsed()
+    );
+    let stored = eventually(Duration::from_secs(60), || async {
+        daemon.incident_count() == 200 && depth(&moto, &queues.url).await == 0
+    })
+    .await;
+    assert!(
+        stored,
+        "{} incidents: {}",
+        daemon.incident_count(),
+        daemon.log()
+    );
+    // Let the outbox work through everything queued.
+    let summarized = eventually(Duration::from_secs(20), || async {
+        slack
+            .accepted()
+            .iter()
+            .any(|p| p.text().is_some_and(|t| t.contains("Storm control")))
+    })
+    .await;
+    assert!(summarized, "{}", daemon.log());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let posts = slack.accepted();
+    assert!(
+        posts.len() <= 5,
+        "{} Slack posts for 200 failures",
+        posts.len()
+    );
+    let summary = posts
+        .iter()
+        .filter_map(|p| p.text())
+        .find(|t| t.contains("Storm control"))
+        .unwrap();
+    assert!(summary.contains("production"), "{summary}");
+    assert!(summary.contains("pipeline_execution_failure"), "{summary}");
+    println!("storm: 200 incidents, {} Slack posts", posts.len());
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
 }

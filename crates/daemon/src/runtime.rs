@@ -66,6 +66,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .then(|| SnsPublisher::new(&sdk)),
         dry_run: config.daemon.dry_run,
         wakeup: Arc::clone(&wakeup),
+        storm: Arc::new(std::sync::Mutex::new(
+            crate::notify::storm::StormGuard::new(
+                config.storm.max_incidents,
+                config.storm.window_secs,
+            ),
+        )),
     };
 
     let shutdown = CancellationToken::new();

@@ -4,6 +4,7 @@
 pub mod outbox;
 pub mod render;
 pub mod slack;
+pub mod storm;
 
 use std::time::Duration;
 

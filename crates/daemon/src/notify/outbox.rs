@@ -4,13 +4,14 @@
 
 use super::render::render;
 use super::slack::Slack;
+use super::storm::{Lane, StormGuard};
 use super::{SendError, Sent};
 use crate::store::{channel_name, OutboxItem, Store};
 use chrono::{Duration as ChronoDuration, Utc};
 use pipeline_responder_aws::sns::SnsPublisher;
 use pipeline_responder_core::config::Config;
 use pipeline_responder_core::decision::{Channel, NotificationKind};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -30,6 +31,8 @@ pub struct OutboxWorker {
     pub sns: Option<SnsPublisher>,
     pub dry_run: bool,
     pub wakeup: Arc<Notify>,
+    /// Posts per channel and kind in the storm window (shared by restarts of this worker).
+    pub storm: Arc<std::sync::Mutex<StormGuard>>,
 }
 
 impl OutboxWorker {
@@ -60,6 +63,7 @@ impl OutboxWorker {
         // not across channels: a failing Slack must not hold back SNS.
         let mut blocked: HashSet<(String, String)> = HashSet::new();
         let mut sent = 0;
+        let mut storm_buckets: HashMap<Lane, Vec<OutboxItem>> = HashMap::new();
         for item in items {
             // Keep each incident's posts in order: a later post waits for an earlier one.
             let lane = (item.key.clone(), channel_name(&item.notification));
@@ -67,9 +71,15 @@ impl OutboxWorker {
                 blocked.insert(lane);
                 continue;
             }
+            let storm_lane: Lane = channel_name(&item.notification);
+            if !self.guard().allows(&storm_lane, now) {
+                storm_buckets.entry(storm_lane).or_default().push(item);
+                continue;
+            }
             match self.send(&item).await {
                 Ok(outcome) => {
                     sent += 1;
+                    self.guard().record(&storm_lane, Utc::now());
                     tracing::info!(
                         incident_key = %item.key,
                         channel = %channel_name(&item.notification),
@@ -90,7 +100,117 @@ impl OutboxWorker {
                 }
             }
         }
+        for (lane, items) in storm_buckets {
+            sent += self.summarize(lane, items, now).await;
+        }
         sent
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, StormGuard> {
+        self.storm
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One summary post for `items` (all of one channel and kind), or defer them to the next
+    /// summary of the lane when this window already had one.
+    async fn summarize(
+        &self,
+        lane: Lane,
+        items: Vec<OutboxItem>,
+        now: chrono::DateTime<Utc>,
+    ) -> usize {
+        let at = self.guard().next_summary_at(&lane, now);
+        if at > now {
+            if let Err(e) = self
+                .store
+                .outbox_defer(items.iter().map(|i| i.id).collect(), at)
+                .await
+            {
+                tracing::error!(error = %e, "Cannot defer storm notifications");
+            }
+            return 0;
+        }
+        let mut by_env: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+        for item in &items {
+            if let Ok(Some((incident, _))) = self.store.incident(&item.key).await {
+                *by_env.entry(incident.environment).or_default() += 1;
+                *by_type
+                    .entry(incident.incident_type.to_string())
+                    .or_default() += 1;
+            }
+        }
+        let list = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        let mut keys: Vec<String> = items.iter().map(|i| format!("`{}`", i.key)).collect();
+        keys.dedup();
+        let more = keys.len().saturating_sub(5);
+        keys.truncate(5);
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        for item in &items {
+            *kinds
+                .entry(format!("{:?}", item.notification.kind).to_lowercase())
+                .or_default() += 1;
+        }
+        let kind = list(&kinds);
+        let text = format!(
+            "🌪 Storm control: {} more posts grouped into this one ({kind}; more than {} in {} s).\nBy environment: {}\nBy type: {}\nFirst: {}{}\nEvery incident is recorded and escalated: `pipeline-responder incidents list`.",
+            items.len(),
+            self.config.storm.max_incidents,
+            self.config.storm.window_secs,
+            list(&by_env),
+            list(&by_type),
+            keys.join(", "),
+            if more > 0 { format!(" (+{more} more)") } else { String::new() },
+        );
+        let subject = format!("[STORM] {} grouped notifications", items.len());
+        let outcome = if self.dry_run {
+            tracing::info!(channel = %lane, grouped = items.len(), "Dry-run: storm summary not sent");
+            Ok(())
+        } else {
+            match &items[0].notification.channel {
+                Channel::Slack { channel } => match &self.slack {
+                    Some(slack) => {
+                        let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>()}}]);
+                        slack.post(channel, &text, &blocks, None).await.map(|_| ())
+                    }
+                    None => Err(SendError::permanent("slack is not configured")),
+                },
+                Channel::Sns { topic_arn } => match &self.sns {
+                    Some(sns) => sns
+                        .publish(
+                            topic_arn,
+                            &subject,
+                            &text,
+                            &[("notification", "storm_summary".to_string())],
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| SendError::transient(e.to_string())),
+                    None => Err(SendError::permanent("sns is not configured")),
+                },
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.guard().record_summary(&lane, Utc::now());
+                tracing::warn!(channel = %lane, grouped = items.len(), "Storm: summary posted instead of individual posts");
+                let ids = items.iter().map(|i| (i.id, i.key.clone())).collect();
+                if let Err(e) = self.store.outbox_summarized(ids, Utc::now()).await {
+                    tracing::error!(error = %e, "Storm summary sent but not recorded; may repeat once");
+                }
+                1
+            }
+            Err(e) => {
+                tracing::warn!(channel = %lane, error = %e.message, "Storm summary failed; retried next pass");
+                0
+            }
+        }
     }
 
     async fn failed(&self, item: &OutboxItem, error: SendError) {

@@ -578,6 +578,51 @@ impl Store {
         .await
     }
 
+    /// Marks notifications as covered by a storm summary (not sent one by one).
+    pub async fn outbox_summarized(
+        &self,
+        ids: Vec<(i64, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            for (id, key) in &ids {
+                tx.execute(
+                    "UPDATE outbox SET state = 'summarized', sent_at = ?2 WHERE id = ?1",
+                    params![id, now.timestamp_millis()],
+                )?;
+                timeline(
+                    &tx,
+                    key,
+                    &TimelineEntry {
+                        at: now,
+                        kind: TimelineKind::Notified,
+                        text: "included in a storm summary post".into(),
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Postpones notifications to `at` (the next storm summary).
+    pub async fn outbox_defer(&self, ids: Vec<i64>, at: DateTime<Utc>) -> Result<()> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1",
+                    params![id, at.timestamp_millis()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The Slack thread (channel, ts) of an incident's first bot post, if any.
     pub async fn thread(&self, key: &str) -> Result<Option<(String, String)>> {
         let key = key.to_string();
