@@ -1075,3 +1075,128 @@ async fn a_storm_of_200_failures_in_10_s_makes_at_most_5_slack_posts_and_200_inc
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-silence", 30).await;
+    let env = [("TEST_API_TOKEN", "api-token".to_string())];
+    let setup = Setup {
+        env: &env,
+        daemon_extra: "first_post_wait_secs = 0",
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("silence"), &setup).await;
+    let base = format!("http://{}", daemon.http_addr().await);
+    let http = reqwest::Client::new();
+    let silence = json!({"environment": "staging", "duration_secs": 1800, "comment": "staging maintenance", "by": "dave"});
+    assert_eq!(
+        http.post(format!("{base}/api/v1/silences"))
+            .json(&silence)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let created = http
+        .post(format!("{base}/api/v1/silences"))
+        .bearer_auth("api-token")
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let empty = http
+        .post(format!("{base}/api/v1/silences"))
+        .bearer_auth("api-token")
+        .json(&json!({"duration_secs": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400, "a silence must match something");
+
+    let staging = |exec: &str| {
+        kiro_event(
+            "codepipeline-pipeline-failed.json",
+            &format!("evt-{exec}"),
+            |e| {
+                e["detail"]["pipeline"] = json!("kiro-pipeline-staging");
+                e["detail"]["execution-id"] = json!(exec);
+            },
+        )
+    };
+    let sqs = moto.sqs();
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(staging("quiet-1"))
+        .send()
+        .await
+        .unwrap();
+    send_failures(&moto, &queues.url, 1, "loud").await;
+    let posts = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            daemon.incident_count() == 2
+        })
+        .await,
+        "both recorded"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let texts: Vec<String> = slack
+        .accepted()
+        .iter()
+        .filter_map(|p| p.text().map(String::from))
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        texts.iter().all(|t| !t.contains("· staging ·")),
+        "{texts:#?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("production")), "{texts:#?}");
+    let shown: Value = http
+        .get(format!(
+            "{base}/api/v1/incidents/{}",
+            "pipeline_execution_failure/kiro-pipeline-staging/quiet-1".replace('/', "%2F")
+        ))
+        .bearer_auth("api-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let timeline = shown["timeline"].to_string();
+    assert!(timeline.contains(&format!("silence {id}")), "{timeline}");
+
+    // The silence ends: the next staging failure is posted again.
+    assert_eq!(
+        http.delete(format!("{base}/api/v1/silences/{id}"))
+            .bearer_auth("api-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(staging("loud-2"))
+        .send()
+        .await
+        .unwrap();
+    let back = eventually(Duration::from_secs(15), || async {
+        slack
+            .accepted()
+            .iter()
+            .any(|p| p.text().is_some_and(|t| t.contains("· staging ·")))
+    })
+    .await;
+    assert!(back, "{}", daemon.log());
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}

@@ -35,6 +35,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/events", post(events))
+        .route("/api/v1/silences", get(list_silences).post(add_silence))
+        .route("/api/v1/silences/{id}", axum::routing::delete(end_silence))
         .route(
             "/slack/interactions",
             post(crate::slack_interactions::interactions),
@@ -217,6 +219,92 @@ async fn events(State(api): State<Api>, headers: HeaderMap, body: String) -> Res
         )
             .into_response(),
         Err(HandleError::Store(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// A silence request: match by any of environment, pipeline, incident type, for a duration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceRequest {
+    environment: Option<String>,
+    pipeline: Option<String>,
+    incident_type: Option<String>,
+    duration_secs: u64,
+    comment: Option<String>,
+    by: Option<String>,
+}
+
+async fn add_silence(State(api): State<Api>, headers: HeaderMap, body: String) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let request: SilenceRequest = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("silence: {e}; send {{\"environment\", \"pipeline\", \"incident_type\" (any), \"duration_secs\", \"comment\", \"by\"}}")),
+    };
+    if request.environment.is_none()
+        && request.pipeline.is_none()
+        && request.incident_type.is_none()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "silence: give at least one of environment, pipeline, incident_type",
+        );
+    }
+    if !(1..=7 * 86_400).contains(&request.duration_secs) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "duration_secs: use 1 to 604800 (7 days)",
+        );
+    }
+    if let Some(t) = &request.incident_type {
+        if pipeline_responder_core::incident::IncidentType::parse(t).is_none() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "incident_type: not an incident type",
+            );
+        }
+    }
+    let now = Utc::now();
+    let silence = crate::store::Silence {
+        id: 0,
+        environment: request.environment,
+        pipeline: request.pipeline,
+        incident_type: request.incident_type,
+        starts_at: now,
+        ends_at: now + chrono::Duration::seconds(request.duration_secs as i64),
+        created_by: request
+            .by
+            .unwrap_or_else(|| "the API".into())
+            .chars()
+            .take(80)
+            .collect(),
+        comment: request.comment,
+    };
+    match api.store.add_silence(silence).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn list_silences(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.store.silences(Utc::now()).await {
+        Ok(s) => Json(json!({"silences": s})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn end_silence(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.store.end_silence(id, Utc::now()).await {
+        Ok(true) => Json(json!({"ended": id})).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no active silence with this id"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 

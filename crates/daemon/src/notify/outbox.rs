@@ -6,7 +6,7 @@ use super::render::render;
 use super::slack::Slack;
 use super::storm::{Lane, StormGuard};
 use super::{SendError, Sent};
-use crate::store::{channel_name, OutboxItem, Store};
+use crate::store::{channel_name, OutboxItem, Silence, Store};
 use chrono::{Duration as ChronoDuration, Utc};
 use pipeline_responder_aws::sns::SnsPublisher;
 use pipeline_responder_core::config::Config;
@@ -64,11 +64,19 @@ impl OutboxWorker {
         let mut blocked: HashSet<(String, String)> = HashSet::new();
         let mut sent = 0;
         let mut storm_buckets: HashMap<Lane, Vec<OutboxItem>> = HashMap::new();
+        let silences = self.store.silences(now).await.unwrap_or_default();
         for item in items {
             // Keep each incident's posts in order: a later post waits for an earlier one.
             let lane = (item.key.clone(), channel_name(&item.notification));
             if blocked.contains(&lane) || item.next_attempt_at > now {
                 blocked.insert(lane);
+                continue;
+            }
+            if let Some(silence) = self.silenced_by(&item, &silences, now).await {
+                if let Err(e) = self.store.outbox_silenced(&item, silence, Utc::now()).await {
+                    tracing::error!(incident_key = %item.key, error = %e, "Cannot record a silenced notification");
+                }
+                tracing::info!(incident_key = %item.key, silence, "Notification silenced");
                 continue;
             }
             let storm_lane: Lane = channel_name(&item.notification);
@@ -104,6 +112,23 @@ impl OutboxWorker {
             sent += self.summarize(lane, items, now).await;
         }
         sent
+    }
+
+    /// The id of a silence that covers the item's incident now, if any.
+    async fn silenced_by(
+        &self,
+        item: &OutboxItem,
+        silences: &[Silence],
+        now: chrono::DateTime<Utc>,
+    ) -> Option<i64> {
+        if silences.is_empty() {
+            return None;
+        }
+        let (incident, _) = self.store.incident(&item.key).await.ok()??;
+        silences
+            .iter()
+            .find(|s| s.covers(&incident, now))
+            .map(|s| s.id)
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, StormGuard> {

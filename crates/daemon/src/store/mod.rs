@@ -68,6 +68,41 @@ pub struct OutboxItem {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// A silence: notifications of matching incidents are not sent while it lasts (the incidents
+/// are still recorded, diagnosed and escalated in the timeline).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Silence {
+    #[serde(default)]
+    pub id: i64,
+    pub environment: Option<String>,
+    pub pipeline: Option<String>,
+    pub incident_type: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: Option<String>,
+}
+
+impl Silence {
+    /// Whether the silence covers `incident` at `now` (every given field must match).
+    pub fn covers(&self, incident: &Incident, now: DateTime<Utc>) -> bool {
+        now >= self.starts_at
+            && now < self.ends_at
+            && self
+                .environment
+                .as_deref()
+                .is_none_or(|e| e == incident.environment)
+            && self
+                .pipeline
+                .as_deref()
+                .is_none_or(|p| p == incident.pipeline)
+            && self
+                .incident_type
+                .as_deref()
+                .is_none_or(|t| t == incident.incident_type.as_str())
+    }
+}
+
 /// A deadline that has come due, with the incident's environment (for its channels).
 #[derive(Debug, Clone)]
 pub struct DueDeadline {
@@ -617,6 +652,95 @@ impl Store {
                     params![id, at.timestamp_millis()],
                 )?;
             }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores a silence; returns its id.
+    pub async fn add_silence(&self, silence: Silence) -> Result<i64> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO silences (environment, pipeline, incident_type, starts_at, ends_at, created_by, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    silence.environment,
+                    silence.pipeline,
+                    silence.incident_type,
+                    silence.starts_at.timestamp_millis(),
+                    silence.ends_at.timestamp_millis(),
+                    silence.created_by,
+                    silence.comment
+                ],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Silences that have not ended by `now`.
+    pub async fn silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, environment, pipeline, incident_type, starts_at, ends_at, created_by, comment
+                 FROM silences WHERE ends_at > ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![now.timestamp_millis()], |r| {
+                Ok(Silence {
+                    id: r.get(0)?,
+                    environment: r.get(1)?,
+                    pipeline: r.get(2)?,
+                    incident_type: r.get(3)?,
+                    starts_at: DateTime::from_timestamp_millis(r.get(4)?).unwrap_or_default(),
+                    ends_at: DateTime::from_timestamp_millis(r.get(5)?).unwrap_or_default(),
+                    created_by: r.get(6)?,
+                    comment: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Ends a silence now; false when there is no such silence.
+    pub async fn end_silence(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2",
+                params![id, now.timestamp_millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Marks a notification as not sent because a silence covers its incident.
+    pub async fn outbox_silenced(
+        &self,
+        item: &OutboxItem,
+        silence_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (id, key) = (item.id, item.key.clone());
+        let text = format!(
+            "{} not sent: silence {silence_id}",
+            channel_name(&item.notification)
+        );
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE outbox SET state = 'silenced', sent_at = ?2 WHERE id = ?1",
+                params![id, now.timestamp_millis()],
+            )?;
+            timeline(
+                &tx,
+                &key,
+                &TimelineEntry {
+                    at: now,
+                    kind: TimelineKind::Notified,
+                    text,
+                },
+            )?;
             tx.commit()?;
             Ok(())
         })

@@ -3,7 +3,7 @@
 use super::Result;
 use rusqlite::Connection;
 
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 pub(super) fn prepare(conn: &Connection) -> Result<()> {
     // WAL keeps readers off the writer's back; FULL makes every commit durable (fsync).
@@ -63,6 +63,23 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
                  ts TEXT NOT NULL
              );
              PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    if version < 2 {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS silences (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 environment TEXT,
+                 pipeline TEXT,
+                 incident_type TEXT,
+                 starts_at INTEGER NOT NULL,
+                 ends_at INTEGER NOT NULL,
+                 created_by TEXT NOT NULL,
+                 comment TEXT
+             );
+             PRAGMA user_version = 2;
              COMMIT;",
         )?;
     }
