@@ -1200,3 +1200,77 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_approval_is_reminded_on_schedule_until_decided() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-reminder", 30).await;
+    let environments = r#"
+[[environments]]
+name = "staging"
+[[environments]]
+name = "production"
+[policies.approval_pending]
+escalation = [{ level = "L1", after_secs = 2, repeat_every_secs = 2, max_repeats = 2 }]
+[storm]
+max_incidents = 100
+"#;
+    let setup = Setup {
+        daemon_extra: "first_post_wait_secs = 0",
+        environments,
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("reminder"), &setup).await;
+    let approval = |state: &str, id: &str| {
+        kiro_event("codepipeline-action-started.json", id, |e| {
+            e["detail"]["stage"] = json!("ProductionEnv");
+            e["detail"]["action"] = json!("ApproveProduction");
+            e["detail"]["state"] = json!(state);
+            e["detail"]["type"]["category"] = json!("Approval");
+            e["detail"]["type"]["provider"] = json!("Manual");
+        })
+    };
+    let sqs = moto.sqs();
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(approval("STARTED", "evt-approval-1"))
+        .send()
+        .await
+        .unwrap();
+    let reminders = || {
+        slack
+            .accepted()
+            .iter()
+            .filter(|p| {
+                p.text()
+                    .is_some_and(|t| t.contains("Escalated to L1") || t.contains("Reminder"))
+            })
+            .count()
+    };
+    // First at 2 s, then every 2 s, two repeats: three in all.
+    assert!(
+        eventually(Duration::from_secs(15), || async { reminders() >= 3 }).await,
+        "{}",
+        daemon.log()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(reminders(), 3, "no more than the schedule says");
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body(approval("SUCCEEDED", "evt-approval-2"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            slack.accepted().iter().any(|p| {
+                p.text()
+                    .is_some_and(|t| t.contains("✅ Resolved: approved"))
+            })
+        })
+        .await
+    );
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}

@@ -50,6 +50,8 @@ pub struct Ingest {
     /// "no incident yet" (the store's conditional insert is the second line of defence).
     decide: Arc<Mutex<()>>,
     outbox_wakeup: Arc<Notify>,
+    /// Wakes the escalation engine when an input stored new deadlines.
+    deadline_wakeup: Arc<Notify>,
     /// Runs diagnostics of new incidents in the background (never before the input is stored).
     diagnoser: Option<Diagnoser>,
     /// Tracks the diagnostic tasks so shutdown can wait for them.
@@ -61,6 +63,7 @@ impl Ingest {
         config: Arc<Config>,
         store: Store,
         outbox_wakeup: Arc<Notify>,
+        deadline_wakeup: Arc<Notify>,
         diagnoser: Option<Diagnoser>,
         tasks: TaskTracker,
     ) -> Self {
@@ -69,6 +72,7 @@ impl Ingest {
             store,
             decide: Arc::new(Mutex::new(())),
             outbox_wakeup,
+            deadline_wakeup,
             diagnoser,
             tasks,
         }
@@ -137,6 +141,9 @@ impl Ingest {
         }
         if applied.queued > 0 {
             self.outbox_wakeup.notify_one();
+        }
+        if !applied.opened.is_empty() {
+            self.deadline_wakeup.notify_one();
         }
         Ok(Handled::Stored {
             applied,

@@ -45,10 +45,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         http: http.clone(),
         outbox_wakeup: Arc::clone(&wakeup),
     };
+    let deadline_wakeup = Arc::new(Notify::new());
     let ingest = Ingest::new(
         Arc::clone(&config),
         store.clone(),
         Arc::clone(&wakeup),
+        Arc::clone(&deadline_wakeup),
         Some(diagnoser),
         diagnostics_tasks.clone(),
     );
@@ -119,6 +121,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             store: store.clone(),
             clock: system_clock(),
             outbox_wakeup: Arc::clone(&wakeup),
+            wakeup: Arc::clone(&deadline_wakeup),
         };
         let stop = sources_stop.clone();
         tracker.spawn(supervise(

@@ -36,6 +36,8 @@ pub struct Escalator {
     pub store: Store,
     pub clock: Clock,
     pub outbox_wakeup: Arc<Notify>,
+    /// Notified when new deadlines are stored, so a near deadline is not slept past.
+    pub wakeup: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Escalator {
@@ -97,6 +99,7 @@ impl Escalator {
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = self.wakeup.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }

@@ -105,6 +105,7 @@ fn escalator(store: &Store, config: &Config, clock: Clock) -> Escalator {
         store: store.clone(),
         clock,
         outbox_wakeup: Arc::new(Notify::new()),
+        wakeup: Arc::new(Notify::new()),
     }
 }
 

@@ -590,9 +590,11 @@ impl Store {
                         d.at.format("%H:%M UTC")
                     )
                 }
-                pipeline_responder_core::decision::DeadlineKind::Reminder => {
-                    format!("reminder to {}", d.level_id)
-                }
+                pipeline_responder_core::decision::DeadlineKind::Reminder => format!(
+                    "{}: still waiting since {}",
+                    d.level_id,
+                    incident.opened_at.format("%H:%M UTC")
+                ),
             };
             timeline(
                 &tx,
@@ -603,7 +605,10 @@ impl Store {
                     text: what.clone(),
                 },
             )?;
-            let note = format!("to {what}");
+            let note = match d.kind {
+                pipeline_responder_core::decision::DeadlineKind::Escalation => format!("to {what}"),
+                pipeline_responder_core::decision::DeadlineKind::Reminder => what.clone(),
+            };
             for n in &notifications {
                 queue(&tx, &due.key, n, Some(&note), now)?;
             }
