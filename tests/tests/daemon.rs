@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::{
-    create_queues, depth, eventually, kiro_event, seed_failed_build, sns_envelope, temp_dir,
-    topic_with_capture, Daemon, Setup,
+    create_queues, depth, eventually, fake_endpoints, kiro_event, seed_failed_build, sns_envelope,
+    temp_dir, topic_with_capture, Daemon, Setup,
 };
 use pipeline_responder_e2e::{AlarmModel, CloudWatchFake, CodePipelineFake, Moto, SlackFake};
 use serde_json::{json, Value};
@@ -20,16 +20,7 @@ async fn failure_via_sqs_raw_and_in_sns_envelope_is_one_incident_one_post_one_sn
         CloudWatchFake::start().await,
     );
     seed_failed_build(&codepipeline, &moto).await;
-    let endpoints = [
-        (
-            "AWS_ENDPOINT_URL_CODEPIPELINE",
-            codepipeline.endpoint().to_string(),
-        ),
-        (
-            "AWS_ENDPOINT_URL_CLOUDWATCH",
-            cloudwatch.endpoint().to_string(),
-        ),
-    ];
+    let endpoints = fake_endpoints(&codepipeline, &cloudwatch);
     let daemon = Daemon::start_with(
         &moto,
         &slack,
@@ -261,16 +252,7 @@ async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolv
             "Threshold Crossed: 1 datapoint [1.0] was greater than the threshold (0.0)",
         ),
     );
-    let endpoints = [
-        (
-            "AWS_ENDPOINT_URL_CODEPIPELINE",
-            codepipeline.endpoint().to_string(),
-        ),
-        (
-            "AWS_ENDPOINT_URL_CLOUDWATCH",
-            cloudwatch.endpoint().to_string(),
-        ),
-    ];
+    let endpoints = fake_endpoints(&codepipeline, &cloudwatch);
     // The watcher polls at start-up: it sees the failed execution and the alarm in ALARM.
     let daemon = Daemon::start_with(
         &moto,
