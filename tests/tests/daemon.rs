@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::{
-    create_queues, depth, eventually, fake_endpoints, kiro_event, seed_failed_build, sns_envelope,
-    temp_dir, topic_with_capture, Daemon, Setup,
+    create_queues, depth, eventually, fake_endpoints, kiro_event, seed_failed_build, send_bodies,
+    sns_envelope, temp_dir, topic_with_capture, Daemon, Setup,
 };
 use pipeline_responder_e2e::{AlarmModel, CloudWatchFake, CodePipelineFake, Moto, SlackFake};
 use serde_json::{json, Value};
@@ -155,25 +155,7 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
             _ => json!({"Type": "Notification", "MessageId": format!("m{i}"), "Message": format!("plain text {i}")}).to_string(),
         })
         .collect();
-    for (n, chunk) in bad.chunks(10).enumerate() {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(format!("b{n}-{i}"))
-                    .message_body(body)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.send_message_batch()
-            .queue_url(&queues.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
-    }
+    send_bodies(&moto, &queues.url, &bad).await;
     let good = kiro_event("codepipeline-pipeline-failed.json", "evt-good", |e| {
         e["detail"]["execution-id"] = json!("after-the-bad-ones");
     });
@@ -360,7 +342,6 @@ max_incidents = 100000
 
 /// `n` FAILED events of distinct executions of the production pipeline, sent in batches of 10.
 async fn send_failures(moto: &Moto, queue_url: &str, n: usize, tag: &str) {
-    let sqs = moto.sqs();
     let bodies: Vec<String> = (0..n)
         .map(|i| {
             kiro_event(
@@ -372,25 +353,7 @@ async fn send_failures(moto: &Moto, queue_url: &str, n: usize, tag: &str) {
             )
         })
         .collect();
-    for (chunk_index, chunk) in bodies.chunks(10).enumerate() {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{chunk_index}-{i}"))
-                    .message_body(body)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
-    }
+    send_bodies(moto, queue_url, &bodies).await;
 }
 
 /// Distinct incident keys named by first posts, and how many first posts there were.

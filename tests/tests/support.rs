@@ -517,3 +517,27 @@ pub fn fake_endpoints(
         ),
     ]
 }
+
+/// Sends `bodies` to the queue in batches of ten (SQS's limit per `SendMessageBatch`).
+pub async fn send_bodies(moto: &Moto, queue_url: &str, bodies: &[String]) {
+    let sqs = moto.sqs();
+    for (n, chunk) in bodies.chunks(10).enumerate() {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{n}-{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+}

@@ -581,23 +581,16 @@ impl Diagnoser {
         if decision.actions.is_empty() {
             return;
         }
+        // Each diagnosis run is its own input: a re-run may find the same thing again.
+        let id = format!(
+            "finding:{}:{}",
+            finding.key(),
+            now.timestamp_nanos_opt().unwrap_or_default()
+        );
         let input = InputRecord {
-            id: format!(
-                "finding:{}:{}",
-                finding.key(),
-                now.timestamp_nanos_opt().unwrap_or_default()
-            ),
-            transition: format!(
-                "finding:{}:{:?}",
-                finding.key(),
-                std::mem::discriminant(finding)
-            ),
+            transition: id.clone(),
+            id,
             event_time: now,
-        };
-        // A finding of the same kind may arrive again (re-run diagnostics): use a unique transition.
-        let input = InputRecord {
-            transition: input.id.clone(),
-            ..input
         };
         match self
             .store

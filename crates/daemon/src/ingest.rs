@@ -157,10 +157,9 @@ impl Ingest {
         actions: &[Action],
         view: &pipeline_responder_core::incident::IncidentsView,
     ) -> Vec<(String, Notification)> {
-        let Some(slack) = &self.config.notifiers.slack else {
+        if self.config.notifiers.slack.is_none() {
             return Vec::new();
-        };
-        let _ = slack;
+        }
         actions
             .iter()
             .filter_map(|a| match a {
