@@ -24,5 +24,7 @@ if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOT
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 "$VENV/bin/moto_server" --help >/dev/null
+# The tests' launcher (scripts/moto_server.py) patches these modules; fail here if they moved.
+"$VENV/bin/python" -c "import moto.dynamodb.models.table, moto.dynamodb.responses, moto.server"
 
 echo "setup: ok ($(cargo --version); moto $MOTO_VERSION in $VENV)"

@@ -10,6 +10,9 @@ use tokio::process::{Child, Command};
 /// Where scripts/setup.sh installs moto when `PIPELINE_RESPONDER_VENV` is unset.
 const DEFAULT_VENV: &str = "/var/tmp/pipeline-responder-venv";
 
+/// moto_server with isolated DynamoDB transactions (see the script's docstring).
+const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/moto_server.py");
+
 /// How long to wait between readiness probes. moto answers in about a second on a 2-core
 /// machine; a cold Python import under load can take several.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -98,10 +101,14 @@ impl Moto {
         let venv = std::env::var_os("PIPELINE_RESPONDER_VENV")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV));
-        let binary = venv.join("bin").join("moto_server");
-        if !binary.is_file() {
-            return Err(MotoError::NotInstalled { binary });
+        // Our launcher (scripts/moto_server.py) runs moto with DynamoDB transactions isolated,
+        // as DynamoDB's are; it needs the venv's Python with moto installed.
+        if !venv.join("bin").join("moto_server").is_file() {
+            return Err(MotoError::NotInstalled {
+                binary: venv.join("bin").join("moto_server"),
+            });
         }
+        let binary = venv.join("bin").join("python");
         let port = crate::free_port();
         // moto logs every request to stderr; a file keeps test output clean and a pipe from
         // filling up, and is there to read when startup fails.
@@ -112,6 +119,7 @@ impl Moto {
         };
         let log_file = std::fs::File::create(&log).map_err(spawn_error)?;
         let mut child = Command::new(&binary)
+            .arg(LAUNCHER)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(spawn_error)?)

@@ -2,5 +2,6 @@
 
 mod daemon;
 mod fakes;
+mod replicas;
 mod runbook;
 mod support;

@@ -175,6 +175,8 @@ pub struct Setup<'a> {
     pub environments: &'a str,
     /// Appended to `[notifiers.slack]` (e.g. a bot token and the fake's API base URL).
     pub slack_extra: &'a str,
+    /// The `[store]` section's body; empty: the embedded store in the daemon's directory.
+    pub store: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -185,6 +187,7 @@ impl Default for Setup<'_> {
             daemon_extra: "",
             environments: ENVIRONMENTS,
             slack_extra: "",
+            store: "",
         }
     }
 }
@@ -239,58 +242,12 @@ impl Daemon {
         dir: PathBuf,
         setup: &Setup<'_>,
     ) -> Daemon {
-        let Setup {
-            env,
-            watcher,
-            daemon_extra: extra,
-            environments,
-            slack_extra,
-        } = *setup;
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            r##"
-[daemon]
-shutdown_grace_secs = 10
-{extra}
-[aws]
-region = "us-east-1"
-account_id = "{ACCOUNT}"
-[http]
-listen = "127.0.0.1:0"
-api_token = "${{TEST_API_TOKEN:-}}"
-[store]
-path = "{state}"
-[sources.sqs]
-queue_url = "{queue_url}"
-wait_time_secs = 1
-visibility_timeout_secs = 2
-[sources.watcher]
-enabled = {watcher}
-interval_secs = 10
-jitter_secs = 0
-[notifiers.slack]
-webhook_url = "${{TEST_SLACK_WEBHOOK}}"
-{slack_extra}
-[environment_defaults]
-resource_prefix = "kiro-pipeline-{{env}}"
-slack_channel = "#kiro-{{env}}"
-{environments}"##,
-            state = dir.join("state.db").display(),
-        );
-        let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-        let child = Command::new(daemon_binary())
-            .args(["--config", config_path.to_str().unwrap(), "run"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("TEST_SLACK_WEBHOOK", slack.webhook_url())
-            .env("RUST_LOG", "info,pipeline_responder=debug")
-            .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        let log = {
+            write_config(queue_url, &dir, setup);
+            std::fs::File::create(dir.join("daemon.log")).unwrap()
+        };
+        let child = command(moto, slack, &dir, setup)
+            .arg("run")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -298,6 +255,25 @@ slack_channel = "#kiro-{{env}}"
             .spawn()
             .unwrap();
         Daemon { child, dir }
+    }
+
+    /// Runs a one-off subcommand (`create-table`, `check-config`...) with the configuration and
+    /// environment `launch` would use; returns its output.
+    pub async fn one_off(
+        moto: &Moto,
+        slack: &SlackFake,
+        queue_url: &str,
+        dir: &std::path::Path,
+        setup: &Setup<'_>,
+        args: &[&str],
+    ) -> std::process::Output {
+        write_config(queue_url, dir, setup);
+        command(moto, slack, dir, setup)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap()
     }
 
     /// The address the daemon's HTTP listener bound (it logs it at start-up).
@@ -350,6 +326,72 @@ slack_channel = "#kiro-{{env}}"
             .unwrap();
         (status, start.elapsed(), self.log())
     }
+}
+
+/// Writes `dir/config.toml` as `setup` says.
+fn write_config(queue_url: &str, dir: &std::path::Path, setup: &Setup<'_>) {
+    let Setup {
+        watcher,
+        daemon_extra: extra,
+        environments,
+        slack_extra,
+        store,
+        ..
+    } = *setup;
+    std::fs::create_dir_all(dir).unwrap();
+    let store = if store.is_empty() {
+        format!("path = \"{}\"", dir.join("state.db").display())
+    } else {
+        store.to_string()
+    };
+    let config = format!(
+        r##"
+[daemon]
+shutdown_grace_secs = 10
+{extra}
+[aws]
+region = "us-east-1"
+account_id = "{ACCOUNT}"
+[http]
+listen = "127.0.0.1:0"
+api_token = "${{TEST_API_TOKEN:-}}"
+[store]
+{store}
+[sources.sqs]
+queue_url = "{queue_url}"
+wait_time_secs = 1
+visibility_timeout_secs = 2
+[sources.watcher]
+enabled = {watcher}
+interval_secs = 10
+jitter_secs = 0
+[notifiers.slack]
+webhook_url = "${{TEST_SLACK_WEBHOOK}}"
+{slack_extra}
+[environment_defaults]
+resource_prefix = "kiro-pipeline-{{env}}"
+slack_channel = "#kiro-{{env}}"
+{environments}"##
+    );
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+}
+
+/// The daemon binary with `dir/config.toml`, moto's endpoint and test credentials, and nothing
+/// else from the host environment.
+fn command(moto: &Moto, slack: &SlackFake, dir: &std::path::Path, setup: &Setup<'_>) -> Command {
+    let mut command = Command::new(daemon_binary());
+    command
+        .args(["--config", dir.join("config.toml").to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("TEST_SLACK_WEBHOOK", slack.webhook_url())
+        .env("RUST_LOG", "info,pipeline_responder=debug")
+        .envs(setup.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    command
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {

@@ -43,6 +43,10 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
     Incidents(crate::incidents_cli::IncidentsArgs),
+    /// Create the DynamoDB state table named by `store.table`, exactly as
+    /// deploy/dynamodb/state-table.json describes it (for local emulators and first setups;
+    /// production tables come from the deploy kit).
+    CreateTable,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -63,6 +67,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     }
                 }
             }
+            Err(code) => code,
+        },
+        Command::CreateTable => match load(&cli.config) {
+            Ok(config) => create_table(&config),
             Err(code) => code,
         },
         Command::Explain(args) => match load(&cli.config) {
@@ -107,6 +115,37 @@ pub fn load(path: &Path) -> Result<Config, ExitCode> {
         eprintln!("{errors}");
         ExitCode::from(EXIT_INVALID_CONFIG)
     })
+}
+
+fn create_table(config: &Config) -> ExitCode {
+    let config::StoreConfig::Dynamodb { table } = &config.store else {
+        eprintln!(
+            "create-table: store.kind is not \"dynamodb\"; the embedded store needs no table"
+        );
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                crate::store::DynamoStore::create_table(&client, table).await?;
+                anyhow::Ok(())
+            })
+        });
+    match outcome {
+        Ok(()) => {
+            println!("create-table: created {table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("create-table: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(path: &Path) -> ExitCode {

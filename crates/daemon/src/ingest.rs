@@ -125,8 +125,10 @@ impl Ingest {
         if applied.duplicate {
             return Ok(Handled::Duplicate);
         }
+        // Event age when its incident was stored: the store path's latency (plus transport).
+        let stored_ms = (Utc::now() - event.time).num_milliseconds();
         for key in &applied.opened {
-            tracing::info!(incident_key = %key, event_id = %event.id, "Incident opened");
+            tracing::info!(incident_key = %key, event_id = %event.id, stored_ms, "Incident opened");
         }
         if let Some(diagnoser) = &self.diagnoser {
             for key in &applied.opened {

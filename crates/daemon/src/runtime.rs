@@ -8,7 +8,7 @@ use crate::ingest::Ingest;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::slack::Slack;
 use crate::sources;
-use crate::store::Store;
+use crate::store::{DynamoStore, Store};
 use crate::supervise::supervise;
 use anyhow::Context;
 use pipeline_responder_aws::diagnostics::Diagnostics;
@@ -25,13 +25,16 @@ use tokio_util::task::TaskTracker;
 /// Runs the daemon until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
     let store = match &config.store {
         StoreConfig::Embedded { path } => Store::open(Path::new(path))?,
-        StoreConfig::Dynamodb { .. } => {
-            anyhow::bail!("store.kind = \"dynamodb\" is not available yet; use \"embedded\"")
-        }
+        StoreConfig::Dynamodb { table } => Store::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.clone(),
+            replica_id(),
+        )),
     };
-    let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
+    tracing::info!(store = store.kind(), "Store ready");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -232,4 +235,22 @@ pub fn init_logging() {
             .with_current_span(false)
             .init();
     }
+}
+
+/// This process among the replicas sharing a DynamoDB store: `PIPELINE_RESPONDER_REPLICA_ID`, or
+/// host name and process id (unique per ECS task). Recorded on the deadlines it fires and the
+/// posts it leases, so an operator can tell which replica did what.
+fn replica_id() -> String {
+    if let Ok(id) = std::env::var("PIPELINE_RESPONDER_REPLICA_ID") {
+        if !id.trim().is_empty() {
+            return id;
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "replica".into());
+    format!("{host}-{}", std::process::id())
 }

@@ -1,7 +1,9 @@
-//! Escalation timers: once, at the deadline; not after an ack; after a restart; on paused time.
+//! Escalation timers: once, at the deadline; not after an ack; after a restart; across replicas;
+//! on paused time. All but the paused-time test run against both stores.
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::store::testing::{conformance, Subject};
 use crate::store::InputRecord;
 use chrono::TimeZone;
 use pipeline_responder_core::config::load_str;
@@ -47,13 +49,13 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
 
-fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("pr-escalate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.db");
-    (Store::open(&path).unwrap(), path)
-}
+conformance!(
+    unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each,
+    an_ack_before_the_deadline_stops_later_levels,
+    a_restart_in_the_middle_of_a_wait_still_fires_once_at_the_deadline,
+    replicas_ticking_together_fire_each_deadline_once,
+    a_resolve_stops_all_levels,
+);
 
 async fn open_failure(store: &Store, config: &Config) {
     let event = Event {
@@ -113,10 +115,9 @@ fn fixed(t: DateTime<Utc>) -> Clock {
     Arc::new(move || t)
 }
 
-#[tokio::test]
-async fn unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each() {
+async fn unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let (store, _) = temp_store("l2l3");
+    let store = s.store.clone();
     open_failure(&store, &config).await;
     assert_eq!(
         escalator(&store, &config, fixed(at(2))).tick().await,
@@ -146,10 +147,9 @@ async fn unacknowledged_failure_escalates_to_l2_then_l3_exactly_once_each() {
     );
 }
 
-#[tokio::test]
-async fn an_ack_before_the_deadline_stops_later_levels() {
+async fn an_ack_before_the_deadline_stops_later_levels(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let (store, _) = temp_store("ack");
+    let store = s.store.clone();
     open_failure(&store, &config).await;
     assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
     assert_eq!(escalator(&store, &config, fixed(at(10))).tick().await, 0);
@@ -161,18 +161,15 @@ async fn an_ack_before_the_deadline_stops_later_levels() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_in_the_middle_of_a_wait_still_fires_once_at_the_deadline() {
+async fn a_restart_in_the_middle_of_a_wait_still_fires_once_at_the_deadline(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let (store, path) = temp_store("restart");
-    open_failure(&store, &config).await;
-    assert_eq!(escalator(&store, &config, fixed(at(1))).tick().await, 0);
-    drop(store);
-    // A new process: the deadlines come back from the file.
-    let store = Store::open(&path).unwrap();
+    open_failure(&s.store, &config).await;
+    assert_eq!(escalator(&s.store, &config, fixed(at(1))).tick().await, 0);
+    // A new process: the deadlines come back from the stored state.
+    let store = s.another_process("restarted");
     assert_eq!(escalator(&store, &config, fixed(at(2))).tick().await, 0);
     assert_eq!(escalator(&store, &config, fixed(at(3))).tick().await, 1);
-    let again = Store::open(&path).unwrap();
+    let again = s.another_process("second");
     assert_eq!(
         escalator(&again, &config, fixed(at(3))).tick().await,
         0,
@@ -181,10 +178,38 @@ async fn a_restart_in_the_middle_of_a_wait_still_fires_once_at_the_deadline() {
     assert_eq!(escalations(&store).await, vec!["@devops-lead"]);
 }
 
+/// Three replicas tick at the same moments: each level is queued once, by one of them.
+async fn replicas_ticking_together_fire_each_deadline_once(s: Subject) {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    open_failure(&s.store, &config).await;
+    let stores = [
+        s.store.clone(),
+        s.another_process("replica-b"),
+        s.another_process("replica-c"),
+    ];
+    for t in [3, 6, 9] {
+        let mut ticks = Vec::new();
+        for store in &stores {
+            let engine = escalator(store, &config, fixed(at(t)));
+            ticks.push(tokio::spawn(async move { engine.tick().await }));
+        }
+        let mut fired = 0;
+        for tick in ticks {
+            fired += tick.await.unwrap();
+        }
+        assert_eq!(fired, usize::from(t < 9), "at {t} s");
+    }
+    assert_eq!(
+        escalations(&s.store).await,
+        vec!["@devops-lead", "@eng-manager"]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_engine_sleeps_until_the_deadline_on_paused_time() {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let (store, _) = temp_store("paused");
+    let s = Subject::embedded("escalate-paused").await;
+    let store = s.store.clone();
     open_failure(&store, &config).await;
     let cancel = CancellationToken::new();
     let engine = escalator(&store, &config, tokio_clock(t0()));
@@ -200,10 +225,9 @@ async fn the_engine_sleeps_until_the_deadline_on_paused_time() {
     task.await.unwrap();
 }
 
-#[tokio::test]
-async fn a_resolve_stops_all_levels() {
+async fn a_resolve_stops_all_levels(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let (store, _) = temp_store("resolve");
+    let store = s.store.clone();
     open_failure(&store, &config).await;
     let success = Event {
         id: "evt-2".into(),

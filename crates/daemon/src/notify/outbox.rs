@@ -72,6 +72,19 @@ impl OutboxWorker {
                 blocked.insert(lane);
                 continue;
             }
+            // Another replica may be sending it (or an earlier post of its lane) right now.
+            match self.store.outbox_claim(&item, now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    blocked.insert(lane);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(incident_key = %item.key, error = %e, "Cannot claim a notification; retried next pass");
+                    blocked.insert(lane);
+                    continue;
+                }
+            }
             if let Some(silence) = self.silenced_by(&item, &silences, now).await {
                 if let Err(e) = self.store.outbox_silenced(&item, silence, Utc::now()).await {
                     tracing::error!(incident_key = %item.key, error = %e, "Cannot record a silenced notification");
@@ -149,7 +162,7 @@ impl OutboxWorker {
         if at > now {
             if let Err(e) = self
                 .store
-                .outbox_defer(items.iter().map(|i| i.id).collect(), at)
+                .outbox_defer(items.iter().map(|i| (i.id, i.key.clone())).collect(), at)
                 .await
             {
                 tracing::error!(error = %e, "Cannot defer storm notifications");

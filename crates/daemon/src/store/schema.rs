@@ -3,7 +3,7 @@
 use super::Result;
 use rusqlite::Connection;
 
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 pub(super) fn prepare(conn: &Connection) -> Result<()> {
     // WAL keeps readers off the writer's back; FULL makes every commit durable (fsync).
@@ -80,6 +80,16 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
                  comment TEXT
              );
              PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
+    if version < 3 {
+        // Outbox leases: the process sending a post holds it for a while (see `outbox_claim`).
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
+             ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
+             PRAGMA user_version = 3;
              COMMIT;",
         )?;
     }

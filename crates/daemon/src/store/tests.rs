@@ -1,13 +1,17 @@
-//! The embedded store: one transaction per input, conditional opens, durability across reopen,
-//! the outbox's order and retry bookkeeping.
+//! The store conformance suite: every test runs against the embedded store and the DynamoDB
+//! store (moto). One transaction per input, conditional opens (also racing between replicas),
+//! durability across processes, the outbox's order, leases and retry bookkeeping, silences.
 #![allow(clippy::unwrap_used)]
 
+use super::testing::{conformance, Subject};
 use super::*;
 use chrono::TimeZone;
 use pipeline_responder_core::config::load_str;
 use pipeline_responder_core::event::{
     Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
 };
+use pipeline_responder_core::incident::IncidentStatus;
+use pipeline_responder_core::record::TimelineKind;
 use pipeline_responder_core::rules::evaluate;
 
 const CONFIG: &str = r#"
@@ -66,51 +70,56 @@ async fn decide_and_apply(store: &Store, event: &Event, now: DateTime<Utc>) -> A
         .unwrap()
 }
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pr-store-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("state.db")
-}
+conformance!(
+    an_input_is_stored_whole_and_only_once,
+    a_second_open_of_the_same_key_only_joins,
+    racing_replicas_open_one_incident_per_key,
+    everything_survives_another_process_opening_the_state,
+    resolution_is_recorded_and_leaves_the_view_after_the_history_window,
+    outbox_records_sends_failures_and_threads,
+    an_outbox_lease_keeps_other_replicas_off_until_it_runs_out,
+    acknowledge_and_resolve_happen_once,
+    a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread,
+    storm_bookkeeping_summarizes_and_defers,
+    silences_cover_matching_incidents_until_they_end,
+);
 
-#[tokio::test]
-async fn an_input_is_stored_whole_and_only_once() {
-    let path = temp_path("once");
-    let store = Store::open(&path).unwrap();
+const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
+
+async fn an_input_is_stored_whole_and_only_once(s: Subject) {
+    let store = &s.store;
     let event = failed("production", "e1", 1);
-    let applied = decide_and_apply(&store, &event, at(1)).await;
-    assert_eq!(
-        applied.opened,
-        vec!["pipeline_execution_failure/kiro-pipeline-production/e1"]
-    );
+    let applied = decide_and_apply(store, &event, at(1)).await;
+    assert_eq!(applied.opened, vec![KEY]);
     assert_eq!(applied.queued, 2, "Slack and SNS");
     assert!(store
         .is_processed(&event.id, &event.transition_key())
         .await
         .unwrap());
     // Redelivery (same id) and the same transition under another id change nothing.
-    assert!(decide_and_apply(&store, &event, at(2)).await.duplicate);
+    assert!(decide_and_apply(store, &event, at(2)).await.duplicate);
     let mut again = event.clone();
     again.id = "other-id".into();
-    assert!(decide_and_apply(&store, &again, at(2)).await.duplicate);
+    assert!(decide_and_apply(store, &again, at(2)).await.duplicate);
     let (incident, timeline) = store.incident(&applied.opened[0]).await.unwrap().unwrap();
     assert_eq!(incident.severity.as_str(), "high");
     assert_eq!(timeline.len(), 1);
     assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
     assert_eq!(store.incidents(true).await.unwrap().len(), 1);
+    assert_eq!(
+        store.pending_deadlines().await.unwrap(),
+        1,
+        "L2 after 60 min"
+    );
 }
 
-#[tokio::test]
-async fn a_second_open_of_the_same_key_only_joins() {
-    let store = Store::open(&temp_path("join")).unwrap();
+async fn a_second_open_of_the_same_key_only_joins(s: Subject) {
+    let store = &s.store;
     let config = load_str(CONFIG, &|_| None).unwrap();
     // Two decisions made on the same (empty) view, as two racing inputs would.
     let first = failed("production", "e1", 1);
     let mut second = failed("production", "e1", 1);
     second.id = "second".into();
-    if let EventKind::PipelineExecution(p) = &mut second.kind {
-        p.state = PipelineState::Failed;
-    }
     let empty = store.view(at(0)).await.unwrap();
     let d1 = evaluate(&config, &first, &empty, at(1));
     let d2 = evaluate(&config, &second, &empty, at(1));
@@ -128,38 +137,67 @@ async fn a_second_open_of_the_same_key_only_joins() {
     );
     assert_eq!(a2.queued, 0);
     assert_eq!(store.incidents(false).await.unwrap().len(), 1);
+    assert_eq!(store.pending_deadlines().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn everything_survives_closing_and_reopening_the_file() {
-    let path = temp_path("reopen");
-    {
-        let store = Store::open(&path).unwrap();
-        decide_and_apply(&store, &failed("staging", "s1", 1), at(1)).await;
+/// Two processes, eight inputs about the same failure, all decided on an empty view and stored
+/// at once: one incident, opened once, its posts queued once.
+async fn racing_replicas_open_one_incident_per_key(s: Subject) {
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let stores = [s.store.clone(), s.another_process("replica-b")];
+    let empty = s.store.view(at(0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let store = stores[n % 2].clone();
+        let mut event = failed("production", "e1", 1);
+        event.id = format!("racer-{n}");
+        let decision = evaluate(&config, &event, &empty, at(1));
+        let mut record = input(&event);
+        record.transition = format!("transition-{n}");
+        tasks.push(tokio::spawn(async move {
+            store.apply(record, decision, vec![], at(1), None).await
+        }));
     }
-    let store = Store::open(&path).unwrap();
-    let view = store.view(at(0)).await.unwrap();
-    assert_eq!(view.incidents.len(), 1);
-    assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
-    assert!(store.is_processed("evt-staging-s1-1", "x").await.unwrap());
+    let mut opened = 0;
+    for task in tasks {
+        opened += task.await.unwrap().unwrap().opened.len();
+    }
+    assert_eq!(opened, 1, "exactly one input opened it");
+    assert_eq!(s.store.incidents(false).await.unwrap().len(), 1);
+    assert_eq!(s.store.outbox_pending(100).await.unwrap().len(), 2);
+    assert_eq!(s.store.pending_deadlines().await.unwrap(), 1);
+    for n in 0..8 {
+        assert!(s
+            .store
+            .is_processed(&format!("racer-{n}"), "x")
+            .await
+            .unwrap());
+    }
 }
 
-#[tokio::test]
-async fn resolution_is_recorded_and_leaves_the_view_after_the_history_window() {
-    let store = Store::open(&temp_path("resolve")).unwrap();
-    decide_and_apply(&store, &failed("production", "e1", 1), at(1)).await;
+async fn everything_survives_another_process_opening_the_state(s: Subject) {
+    decide_and_apply(&s.store, &failed("staging", "s1", 1), at(1)).await;
+    let other = s.another_process("restarted");
+    drop(s.store);
+    let view = other.view(at(0)).await.unwrap();
+    assert_eq!(view.incidents.len(), 1);
+    assert_eq!(other.outbox_pending(10).await.unwrap().len(), 2);
+    assert!(other.is_processed("evt-staging-s1-1", "x").await.unwrap());
+    assert_eq!(other.pending_deadlines().await.unwrap(), 1);
+}
+
+async fn resolution_is_recorded_and_leaves_the_view_after_the_history_window(s: Subject) {
+    let store = &s.store;
+    decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
     let mut ok = failed("production", "e2", 30);
     if let EventKind::PipelineExecution(p) = &mut ok.kind {
         p.state = PipelineState::Succeeded;
         p.start_time = Some(at(20));
     }
-    let applied = decide_and_apply(&store, &ok, at(30)).await;
+    assert_eq!(store.pending_deadlines().await.unwrap(), 1);
+    let applied = decide_and_apply(store, &ok, at(30)).await;
     assert_eq!(applied.queued, 2, "resolution posts");
-    let (incident, timeline) = store
-        .incident("pipeline_execution_failure/kiro-pipeline-production/e1")
-        .await
-        .unwrap()
-        .unwrap();
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
     assert_eq!(incident.status, IncidentStatus::Resolved);
     assert!(timeline.iter().any(|t| t.kind == TimelineKind::Resolved));
     assert_eq!(
@@ -168,25 +206,27 @@ async fn resolution_is_recorded_and_leaves_the_view_after_the_history_window() {
         "recently resolved stays visible"
     );
     assert!(store.view(at(31)).await.unwrap().incidents.is_empty());
-    let cancelled: i64 = store
-        .with(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM deadlines WHERE state = 'cancelled'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+    assert_eq!(
+        store.pending_deadlines().await.unwrap(),
+        0,
+        "the pending L2 deadline is cancelled"
+    );
+    assert!(store
+        .due_deadlines(at(59) + chrono::Duration::hours(5), 10)
         .await
-        .unwrap();
-    assert_eq!(cancelled, 1, "the pending L2 deadline is cancelled");
+        .unwrap()
+        .is_empty());
+    assert!(store.incidents(true).await.unwrap().is_empty());
+    assert_eq!(store.incidents(false).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn outbox_records_sends_failures_and_threads() {
-    let store = Store::open(&temp_path("outbox")).unwrap();
-    decide_and_apply(&store, &failed("production", "e1", 1), at(1)).await;
+async fn outbox_records_sends_failures_and_threads(s: Subject) {
+    let store = &s.store;
+    decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
     let items = store.outbox_pending(10).await.unwrap();
     let (slack, sns) = (&items[0], &items[1]);
+    assert!(channel_name(&slack.notification).starts_with("slack "));
+    assert!(store.outbox_claim(slack, at(2)).await.unwrap());
     store
         .outbox_sent(
             slack,
@@ -195,6 +235,10 @@ async fn outbox_records_sends_failures_and_threads() {
         )
         .await
         .unwrap();
+    assert!(
+        !store.outbox_claim(slack, at(2)).await.unwrap(),
+        "sent: not pending"
+    );
     store
         .outbox_failed(sns, at(2), "sns: throttled".into(), Some(at(3)))
         .await
@@ -217,4 +261,209 @@ async fn outbox_records_sends_failures_and_threads() {
     assert!(timeline
         .iter()
         .any(|t| t.kind == TimelineKind::NotifyFailed && t.text.contains("gave up")));
+}
+
+async fn an_outbox_lease_keeps_other_replicas_off_until_it_runs_out(s: Subject) {
+    decide_and_apply(&s.store, &failed("production", "e1", 1), at(1)).await;
+    let other = s.another_process("replica-b");
+    let item = s.store.outbox_pending(1).await.unwrap().remove(0);
+    assert!(s.store.outbox_claim(&item, at(2)).await.unwrap());
+    assert!(
+        s.store.outbox_claim(&item, at(2)).await.unwrap(),
+        "the holder may claim again"
+    );
+    assert!(
+        !other
+            .outbox_claim(&item, at(2) + chrono::Duration::seconds(10))
+            .await
+            .unwrap(),
+        "held by the first process"
+    );
+    // The first process died: its lease runs out and the other takes the post over.
+    let later = at(2) + plan::LEASE + chrono::Duration::seconds(1);
+    assert!(other.outbox_claim(&item, later).await.unwrap());
+    assert!(!s.store.outbox_claim(&item, later).await.unwrap());
+    // A failed attempt gives the lease back.
+    other
+        .outbox_failed(&item, later, "timeout".into(), Some(later))
+        .await
+        .unwrap();
+    assert!(s.store.outbox_claim(&item, later).await.unwrap());
+}
+
+async fn acknowledge_and_resolve_happen_once(s: Subject) {
+    let store = &s.store;
+    decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
+    assert!(!store
+        .acknowledge("no/such/key", "alice", at(2))
+        .await
+        .unwrap());
+    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    assert!(
+        !store.acknowledge(KEY, "bob", at(3)).await.unwrap(),
+        "already acknowledged"
+    );
+    let (incident, _) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(incident.status, IncidentStatus::Acknowledged);
+    assert_eq!(incident.acknowledged_by.as_deref(), Some("alice"));
+    let before = store.outbox_pending(100).await.unwrap().len();
+    let resolved = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    assert!(store
+        .resolve(KEY, "alice", vec![resolved], at(4))
+        .await
+        .unwrap());
+    assert!(!store.resolve(KEY, "bob", vec![], at(5)).await.unwrap());
+    assert_eq!(store.outbox_pending(100).await.unwrap().len(), before + 1);
+    assert_eq!(store.pending_deadlines().await.unwrap(), 0);
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(incident.status, IncidentStatus::Resolved);
+    let kinds: Vec<TimelineKind> = timeline.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::Opened,
+            TimelineKind::Acknowledged,
+            TimelineKind::Resolved
+        ],
+        "in order"
+    );
+}
+
+async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subject) {
+    let store = &s.store;
+    let config = load_str(CONFIG, &|_| None).unwrap();
+    let event = failed("production", "e1", 1);
+    let view = store.view(at(0)).await.unwrap();
+    let decision = evaluate(&config, &event, &view, at(1));
+    let hold = at(1) + chrono::Duration::seconds(8);
+    store
+        .apply(input(&event), decision, vec![], at(1), Some(hold))
+        .await
+        .unwrap();
+    let held = store.outbox_pending(10).await.unwrap();
+    assert!(
+        held.iter().all(|i| i.next_attempt_at == hold),
+        "held for the diagnostics"
+    );
+    let result = DiagnosticResult {
+        name: "pipeline_state".into(),
+        ok: true,
+        summary: "Build failed".into(),
+        lines: vec![],
+        at: at(1),
+    };
+    let now = at(1) + chrono::Duration::seconds(2);
+    assert!(store
+        .record_diagnosis(KEY, vec![result.clone()], IncidentUpdate::default(), now)
+        .await
+        .unwrap());
+    let released = store.outbox_pending(10).await.unwrap();
+    assert!(released.iter().all(|i| i.next_attempt_at == now));
+    // The first post goes out; a later diagnosis follows up in its thread.
+    let slack = released
+        .iter()
+        .find(|i| channel_name(&i.notification).starts_with("slack"))
+        .unwrap();
+    store.outbox_sent(slack, now, None).await.unwrap();
+    assert!(!store
+        .record_diagnosis(KEY, vec![result], IncidentUpdate::default(), now)
+        .await
+        .unwrap());
+    let follow_ups: Vec<OutboxItem> = store
+        .outbox_pending(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.note.as_deref() == Some("diagnostics"))
+        .collect();
+    assert_eq!(follow_ups.len(), 1);
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(
+        incident.diagnosis.len(),
+        1,
+        "a rerun replaces the earlier result"
+    );
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|t| t.kind == TimelineKind::Diagnostic)
+            .count(),
+        2
+    );
+}
+
+async fn storm_bookkeeping_summarizes_and_defers(s: Subject) {
+    let store = &s.store;
+    for n in 0..3 {
+        decide_and_apply(store, &failed("production", &format!("e{n}"), 1), at(1)).await;
+    }
+    let items = store.outbox_pending(100).await.unwrap();
+    assert_eq!(items.len(), 6);
+    let ids = |items: &[OutboxItem]| -> Vec<(i64, String)> {
+        items.iter().map(|i| (i.id, i.key.clone())).collect()
+    };
+    store.outbox_defer(ids(&items[..2]), at(5)).await.unwrap();
+    store
+        .outbox_summarized(ids(&items[2..]), at(2))
+        .await
+        .unwrap();
+    let left = store.outbox_pending(100).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|i| i.next_attempt_at == at(5)));
+    let (_, timeline) = store.incident(&items[2].key).await.unwrap().unwrap();
+    assert!(timeline.iter().any(|t| t.text.contains("storm summary")));
+}
+
+async fn silences_cover_matching_incidents_until_they_end(s: Subject) {
+    let store = &s.store;
+    let silence = Silence {
+        id: 0,
+        environment: Some("staging".into()),
+        pipeline: None,
+        incident_type: None,
+        starts_at: at(0),
+        ends_at: at(30),
+        created_by: "alice".into(),
+        comment: Some("load test".into()),
+    };
+    let id = store.add_silence(silence.clone()).await.unwrap();
+    let other = store
+        .add_silence(Silence {
+            environment: Some("production".into()),
+            ..silence.clone()
+        })
+        .await
+        .unwrap();
+    assert_ne!(id, other);
+    let active = store.silences(at(1)).await.unwrap();
+    assert_eq!(active.len(), 2);
+    assert_eq!(
+        active[0],
+        Silence {
+            id,
+            ..silence.clone()
+        }
+    );
+    assert!(
+        store.silences(at(31)).await.unwrap().is_empty(),
+        "ended by time"
+    );
+    assert!(store.end_silence(id, at(2)).await.unwrap());
+    assert!(
+        !store.end_silence(id, at(3)).await.unwrap(),
+        "already ended"
+    );
+    assert!(!store.end_silence(424242, at(3)).await.unwrap());
+    let left = store.silences(at(3)).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), vec![other]);
+    decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
+    let item = store.outbox_pending(1).await.unwrap().remove(0);
+    store.outbox_silenced(&item, other, at(4)).await.unwrap();
+    assert_eq!(store.outbox_pending(10).await.unwrap().len(), 1);
+    let (_, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert!(timeline
+        .iter()
+        .any(|t| t.text.contains(&format!("silence {other}"))));
 }

@@ -1,0 +1,703 @@
+//! The embedded store: one SQLite file (rusqlite, bundled).
+//!
+//! Why SQLite: one file on the task's volume, ACID transactions with WAL and
+//! `synchronous = FULL` (a commit survives kill -9 and power loss), and operators can inspect it
+//! with the `sqlite3` shell during an incident. Every change an input causes — the incident, its
+//! timeline, its deadlines, the notifications to send, and the event id marked processed — is
+//! written in ONE transaction, so a crash leaves either all of it or none of it (the SQS message
+//! is then redelivered and handled again). One process owns the file, so claims (outbox leases,
+//! deadline claims) are plain state changes inside those transactions.
+
+use super::plan::{self, Changes};
+use super::schema;
+use super::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError};
+use chrono::{DateTime, Utc};
+use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
+use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
+use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The embedded store. All clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// This process (for outbox leases, when two processes open one file).
+    owner: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        schema::prepare(&conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            owner: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
+        })
+    }
+
+    /// Runs `work` on the connection on a blocking thread.
+    async fn with<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn is_processed(&self, id: &str, transition: &str) -> Result<bool> {
+        let (id, transition) = (id.to_string(), transition.to_string());
+        self.with(move |conn| processed(conn, &id, &transition))
+            .await
+    }
+
+    async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
+            )?;
+            let rows =
+                stmt.query_map(params![since.timestamp_millis()], |r| r.get::<_, String>(0))?;
+            let mut incidents = Vec::new();
+            for row in rows {
+                let incident: Incident = serde_json::from_str(&row?)?;
+                incidents.push(incident.view());
+            }
+            Ok(IncidentsView::new(incidents))
+        })
+        .await
+    }
+
+    async fn apply(
+        &self,
+        input: InputRecord,
+        decision: Decision,
+        updates: Vec<(String, Notification)>,
+        now: DateTime<Utc>,
+        hold_first_post_until: Option<DateTime<Utc>>,
+    ) -> Result<Applied> {
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            if processed(&tx, &input.id, &input.transition)? {
+                return Ok(Applied {
+                    duplicate: true,
+                    ..Applied::default()
+                });
+            }
+            let mut loaded = HashMap::new();
+            for key in plan::keys(&decision, &updates) {
+                if let Some(incident) = load(&tx, &key)? {
+                    loaded.insert(key, incident);
+                }
+            }
+            let changes = plan::apply(
+                &input,
+                &decision,
+                &updates,
+                now,
+                hold_first_post_until,
+                loaded,
+            );
+            let applied = write_changes(&tx, changes, now)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO events (id, transition, processed_at) VALUES (?1, ?2, ?3)",
+                params![input.id, input.transition, now.timestamp_millis()],
+            )?;
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn incident(&self, key: &str) -> Result<Option<(Incident, Vec<TimelineEntry>)>> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            let Some(incident) = load(conn, &key)? else {
+                return Ok(None);
+            };
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM timeline WHERE key = ?1 ORDER BY id")?;
+            let rows = stmt.query_map(params![key], |r| r.get::<_, String>(0))?;
+            let mut timeline = Vec::new();
+            for row in rows {
+                timeline.push(serde_json::from_str(&row?)?);
+            }
+            Ok(Some((incident, timeline)))
+        })
+        .await
+    }
+
+    async fn incidents(&self, active_only: bool) -> Result<Vec<Incident>> {
+        self.with(move |conn| {
+            let sql = if active_only {
+                "SELECT data FROM incidents WHERE status != 'resolved' ORDER BY opened_at DESC"
+            } else {
+                "SELECT data FROM incidents ORDER BY opened_at DESC"
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, key, notification, note, attempts, created_at, next_attempt_at FROM outbox
+                 WHERE state = 'pending' ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, key, notification, note, attempts, created, next) = row?;
+                out.push(OutboxItem {
+                    id,
+                    key,
+                    notification: serde_json::from_str(&notification)?,
+                    note,
+                    attempts,
+                    created_at: millis(created),
+                    next_attempt_at: millis(next),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_claim(&self, item: &OutboxItem, now: DateTime<Utc>) -> Result<bool> {
+        let (id, owner) = (item.id, self.owner.clone());
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET lease_owner = ?2, lease_until = ?3
+                 WHERE id = ?1 AND state = 'pending'
+                   AND (lease_until IS NULL OR lease_until < ?4 OR lease_owner = ?2)",
+                params![
+                    id,
+                    owner,
+                    (now + plan::LEASE).timestamp_millis(),
+                    now.timestamp_millis()
+                ],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn outbox_sent(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+        thread: Option<(String, String)>,
+    ) -> Result<()> {
+        let (id, key) = (item.id, item.key.clone());
+        let text = plan::sent_text(item);
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            tx.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![id, now.timestamp_millis()],
+            )?;
+            if let Some((channel, ts)) = thread {
+                tx.execute(
+                    "INSERT OR IGNORE INTO threads (key, channel, ts) VALUES (?1, ?2, ?3)",
+                    params![key, channel, ts],
+                )?;
+            }
+            timeline(
+                &tx,
+                &key,
+                &TimelineEntry {
+                    at: now,
+                    kind: pipeline_responder_core::record::TimelineKind::Notified,
+                    text,
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_failed(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let (id, key) = (item.id, item.key.clone());
+        let gave_up = plan::gave_up(item, &error, now);
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            match retry_at {
+                Some(at) => tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
+                     lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                    params![id, at.timestamp_millis(), error],
+                )?,
+                None => {
+                    timeline(&tx, &key, &gave_up)?;
+                    tx.execute(
+                        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                        params![id, error],
+                    )?
+                }
+            };
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_diagnosis(
+        &self,
+        key: &str,
+        results: Vec<DiagnosticResult>,
+        update: IncidentUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            for entry in plan::diagnosis(&mut incident, &results, &update, now) {
+                timeline(&tx, &key, &entry)?;
+            }
+            save(&tx, &incident)?;
+            let released = tx.execute(
+                "UPDATE outbox SET next_attempt_at = ?2 WHERE key = ?1 AND state = 'pending' AND attempts = 0 AND next_attempt_at > ?2",
+                params![key, now.timestamp_millis()],
+            )?;
+            let sent: Vec<Notification> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT notification FROM outbox WHERE key = ?1 AND state = 'sent'",
+                )?;
+                let rows = stmt.query_map(params![key], |r| r.get::<_, String>(0))?;
+                let mut sent = Vec::new();
+                for row in rows {
+                    sent.push(serde_json::from_str(&row?)?);
+                }
+                sent
+            };
+            for n in plan::follow_ups(&sent) {
+                queue(&tx, &key, &n, Some("diagnostics"), now, now)?;
+            }
+            tx.commit()?;
+            Ok(released > 0)
+        })
+        .await
+    }
+
+    async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            let Some(entry) = plan::acknowledge(&mut incident, &by, now) else {
+                return Ok(false);
+            };
+            save(&tx, &incident)?;
+            timeline(&tx, &key, &entry)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            let Some((entry, reason)) = plan::resolve(&mut incident, &by, now) else {
+                return Ok(false);
+            };
+            save(&tx, &incident)?;
+            cancel_deadlines(&tx, &key)?;
+            timeline(&tx, &key, &entry)?;
+            for n in &notifications {
+                queue(&tx, &key, n, Some(&reason), now, now)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.id, d.key, d.data, i.data FROM deadlines d JOIN incidents i ON i.key = d.key
+                 WHERE d.state = 'pending' AND d.at <= ?1 ORDER BY d.at, d.id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now.timestamp_millis(), limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, key, deadline, incident) = row?;
+                let incident: Incident = serde_json::from_str(&incident)?;
+                out.push(DueDeadline {
+                    id,
+                    key,
+                    deadline: serde_json::from_str(&deadline)?,
+                    environment: incident.environment,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn pending_deadlines(&self) -> Result<i64> {
+        self.with(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM deadlines WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn next_deadline_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.with(|conn| {
+            let at: Option<i64> = conn.query_row(
+                "SELECT MIN(at) FROM deadlines WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(at.and_then(DateTime::from_timestamp_millis))
+        })
+        .await
+    }
+
+    async fn fire_deadline(
+        &self,
+        due: DueDeadline,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            let Some(mut incident) = load(&tx, &due.key)? else {
+                return Ok(false);
+            };
+            let fire = plan::fire(&mut incident, &due, now);
+            let claimed = tx.execute(
+                "UPDATE deadlines SET state = ?2 WHERE id = ?1 AND state = 'pending'",
+                params![due.id, if fire.applies { "fired" } else { "skipped" }],
+            )?;
+            if claimed == 0 || !fire.applies {
+                tx.commit()?;
+                return Ok(false);
+            }
+            if fire.incident_changed {
+                save(&tx, &incident)?;
+            }
+            if let Some(entry) = &fire.entry {
+                timeline(&tx, &due.key, entry)?;
+            }
+            for n in &notifications {
+                queue(&tx, &due.key, n, Some(&fire.note), now, now)?;
+            }
+            tx.commit()?;
+            Ok(!notifications.is_empty())
+        })
+        .await
+    }
+
+    async fn outbox_summarized(&self, items: Vec<(i64, String)>, now: DateTime<Utc>) -> Result<()> {
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            for (id, key) in &items {
+                tx.execute(
+                    "UPDATE outbox SET state = 'summarized', sent_at = ?2 WHERE id = ?1",
+                    params![id, now.timestamp_millis()],
+                )?;
+                timeline(&tx, key, &plan::summarized(now))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_defer(&self, items: Vec<(i64, String)>, at: DateTime<Utc>) -> Result<()> {
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            for (id, _) in &items {
+                tx.execute(
+                    "UPDATE outbox SET next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                    params![id, at.timestamp_millis()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_silence(&self, silence: Silence) -> Result<i64> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO silences (environment, pipeline, incident_type, starts_at, ends_at, created_by, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    silence.environment,
+                    silence.pipeline,
+                    silence.incident_type,
+                    silence.starts_at.timestamp_millis(),
+                    silence.ends_at.timestamp_millis(),
+                    silence.created_by,
+                    silence.comment
+                ],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, environment, pipeline, incident_type, starts_at, ends_at, created_by, comment
+                 FROM silences WHERE ends_at > ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![now.timestamp_millis()], |r| {
+                Ok(Silence {
+                    id: r.get(0)?,
+                    environment: r.get(1)?,
+                    pipeline: r.get(2)?,
+                    incident_type: r.get(3)?,
+                    starts_at: millis(r.get(4)?),
+                    ends_at: millis(r.get(5)?),
+                    created_by: r.get(6)?,
+                    comment: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn end_silence(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2",
+                params![id, now.timestamp_millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn outbox_silenced(
+        &self,
+        item: &OutboxItem,
+        silence_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (id, key) = (item.id, item.key.clone());
+        let entry = plan::silenced(item, silence_id, now);
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            tx.execute(
+                "UPDATE outbox SET state = 'silenced', sent_at = ?2 WHERE id = ?1",
+                params![id, now.timestamp_millis()],
+            )?;
+            timeline(&tx, &key, &entry)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn thread(&self, key: &str) -> Result<Option<(String, String)>> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT channel, ts FROM threads WHERE key = ?1")?
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+        .await
+    }
+}
+
+/// A write transaction that takes the write lock up front, so a second process on the same file
+/// waits (busy timeout) instead of failing when a read would later upgrade to a write.
+fn write(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn processed(conn: &Connection, id: &str, transition: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1 OR transition = ?2 LIMIT 1")?
+        .query_row(params![id, transition], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn load(conn: &Connection, key: &str) -> Result<Option<Incident>> {
+    let data: Option<String> = conn
+        .prepare_cached("SELECT data FROM incidents WHERE key = ?1")?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?;
+    Ok(match data {
+        Some(d) => Some(serde_json::from_str(&d)?),
+        None => None,
+    })
+}
+
+fn save(tx: &Transaction<'_>, incident: &Incident) -> Result<()> {
+    let status = match incident.status {
+        IncidentStatus::Open => "open",
+        IncidentStatus::Acknowledged => "acknowledged",
+        IncidentStatus::Resolved => "resolved",
+    };
+    tx.execute(
+        "INSERT INTO incidents (key, status, opened_at, resolved_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(key) DO UPDATE SET status = ?2, resolved_at = ?4, data = ?5",
+        params![
+            incident.key,
+            status,
+            incident.opened_at.timestamp_millis(),
+            incident.resolved_at.map(|t| t.timestamp_millis()),
+            serde_json::to_string(incident)?
+        ],
+    )?;
+    Ok(())
+}
+
+fn timeline(conn: &Connection, key: &str, entry: &TimelineEntry) -> Result<()> {
+    conn.execute(
+        "INSERT INTO timeline (key, at, data) VALUES (?1, ?2, ?3)",
+        params![
+            key,
+            entry.at.timestamp_millis(),
+            serde_json::to_string(entry)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Queues a notification that may not be sent before `due`.
+fn queue(
+    tx: &Transaction<'_>,
+    key: &str,
+    notification: &Notification,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO outbox (key, notification, note, state, attempts, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?5)",
+        params![
+            key,
+            serde_json::to_string(notification)?,
+            note,
+            now.timestamp_millis(),
+            due.timestamp_millis()
+        ],
+    )?;
+    Ok(())
+}
+
+fn schedule(tx: &Transaction<'_>, key: &str, deadline: &Deadline) -> Result<()> {
+    tx.execute(
+        "INSERT INTO deadlines (key, at, state, data) VALUES (?1, ?2, 'pending', ?3)",
+        params![
+            key,
+            deadline.at.timestamp_millis(),
+            serde_json::to_string(deadline)?
+        ],
+    )?;
+    Ok(())
+}
+
+fn cancel_deadlines(tx: &Transaction<'_>, key: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE deadlines SET state = 'cancelled' WHERE key = ?1 AND state = 'pending'",
+        params![key],
+    )?;
+    Ok(())
+}
+
+/// Writes what [`plan::apply`] decided.
+fn write_changes(tx: &Transaction<'_>, changes: Changes, now: DateTime<Utc>) -> Result<Applied> {
+    for (incident, _) in &changes.incidents {
+        save(tx, incident)?;
+    }
+    for (key, entry) in &changes.timeline {
+        timeline(tx, key, entry)?;
+    }
+    for key in &changes.cancel {
+        cancel_deadlines(tx, key)?;
+    }
+    for (key, deadline) in &changes.schedule {
+        schedule(tx, key, deadline)?;
+    }
+    for q in &changes.outbox {
+        queue(tx, &q.key, &q.notification, q.note.as_deref(), now, q.due)?;
+    }
+    Ok(changes.applied)
+}
