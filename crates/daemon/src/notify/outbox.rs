@@ -73,7 +73,9 @@ impl OutboxWorker {
                 continue;
             }
             // Another replica may be sending it (or an earlier post of its lane) right now.
-            match self.store.outbox_claim(&item, now).await {
+            // The lease runs from now, not from the start of this pass (a long pass would hand out
+            // leases that are already over).
+            match self.store.outbox_claim(&item, Utc::now()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     blocked.insert(lane);
