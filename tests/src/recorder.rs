@@ -78,3 +78,35 @@ impl<T: Clone + Debug> Recorder<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// A recorded request that names the operation it called.
+pub(crate) trait Operation {
+    fn operation(&self) -> &str;
+}
+
+impl<T: Clone + Debug + Operation> Recorder<T> {
+    /// The requests to `operation`, in arrival order.
+    pub(crate) fn calls_to(&self, operation: &str) -> Vec<T> {
+        self.lock()
+            .iter()
+            .filter(|c| c.operation() == operation)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `operation` of `service` was called at least `n` times; panics after
+    /// `timeout`.
+    pub(crate) async fn wait_for_calls(
+        &self,
+        service: &str,
+        operation: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<T> {
+        let what = format!("{n} {service} {operation} calls");
+        self.wait_until(&what, timeout, |calls| {
+            calls.iter().filter(|c| c.operation() == operation).count() >= n
+        })
+        .await
+    }
+}

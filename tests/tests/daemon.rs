@@ -3,7 +3,7 @@
 
 use crate::support::{
     create_queues, depth, eventually, fake_endpoints, kiro_event, seed_failed_build, send_bodies,
-    sns_envelope, temp_dir, topic_with_capture, Daemon, Setup,
+    send_body, slack_posted, sns_envelope, temp_dir, topic_with_capture, Daemon, Setup,
 };
 use pipeline_responder_e2e::{AlarmModel, CloudWatchFake, CodePipelineFake, Moto, SlackFake};
 use serde_json::{json, Value};
@@ -49,18 +49,13 @@ async fn failure_via_sqs_raw_and_in_sns_envelope_is_one_incident_one_post_one_sn
         |_| {},
     );
     let sqs = moto.sqs();
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(&action_failed)
-        .send()
-        .await
-        .unwrap();
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(sns_envelope(&pipeline_failed, "sns-msg-1"))
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &action_failed).await;
+    send_body(
+        &moto,
+        &queues.url,
+        &sns_envelope(&pipeline_failed, "sns-msg-1"),
+    )
+    .await;
 
     let posts = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
     assert_eq!(posts.len(), 1, "{}", daemon.log());
@@ -143,7 +138,6 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
     let slack = SlackFake::start().await;
     let queues = create_queues(&moto, "events-malformed", 1).await;
     let daemon = Daemon::start(&moto, &slack, &queues.url, temp_dir("malformed")).await;
-    let sqs = moto.sqs();
     // 100 malformed messages of five kinds: not JSON, unknown shape, a missing required field,
     // nesting past the parser's depth limit, an SNS envelope around plain text.
     let bad: Vec<String> = (0..100)
@@ -159,12 +153,7 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
     let good = kiro_event("codepipeline-pipeline-failed.json", "evt-good", |e| {
         e["detail"]["execution-id"] = json!("after-the-bad-ones");
     });
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(&good)
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &good).await;
 
     let posts = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
     assert_eq!(posts.len(), 1, "{}", daemon.log());
@@ -188,12 +177,7 @@ async fn malformed_messages_end_in_the_dlq_and_the_next_good_event_is_handled() 
     let next = kiro_event("codepipeline-pipeline-failed.json", "evt-next", |e| {
         e["detail"]["execution-id"] = json!("after-the-dlq");
     });
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(&next)
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &next).await;
     let served = slack.wait_for_accepted(2, Duration::from_secs(20)).await;
     assert!(
         served
@@ -261,13 +245,7 @@ async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolv
         "evt-meet-failed",
         |_| {},
     );
-    let sqs = moto.sqs();
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(&pipeline_failed)
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &pipeline_failed).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
             depth(&moto, &queues.url).await == 0
@@ -305,19 +283,8 @@ async fn event_alarm_and_watcher_meet_in_one_incident_and_a_later_success_resolv
                 json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         },
     );
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(&succeeded)
-        .send()
-        .await
-        .unwrap();
-    let resolved = eventually(Duration::from_secs(15), || async {
-        slack
-            .accepted()
-            .iter()
-            .any(|p| p.text().is_some_and(|t| t.contains("✅ Resolved")))
-    })
-    .await;
+    send_body(&moto, &queues.url, &succeeded).await;
+    let resolved = slack_posted(&slack, "✅ Resolved", Duration::from_secs(15)).await;
     assert!(resolved, "{}", daemon.log());
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
@@ -994,13 +961,7 @@ async fn a_storm_of_200_failures_in_10_s_makes_at_most_5_slack_posts_and_200_inc
         daemon.log()
     );
     // Let the outbox work through everything queued.
-    let summarized = eventually(Duration::from_secs(20), || async {
-        slack
-            .accepted()
-            .iter()
-            .any(|p| p.text().is_some_and(|t| t.contains("Storm control")))
-    })
-    .await;
+    let summarized = slack_posted(&slack, "Storm control", Duration::from_secs(20)).await;
     assert!(summarized, "{}", daemon.log());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let posts = slack.accepted();
@@ -1075,13 +1036,7 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
             },
         )
     };
-    let sqs = moto.sqs();
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(staging("quiet-1"))
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &staging("quiet-1")).await;
     send_failures(&moto, &queues.url, 1, "loud").await;
     let posts = slack.wait_for_accepted(1, Duration::from_secs(20)).await;
     assert!(
@@ -1128,19 +1083,8 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
             .status(),
         200
     );
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(staging("loud-2"))
-        .send()
-        .await
-        .unwrap();
-    let back = eventually(Duration::from_secs(15), || async {
-        slack
-            .accepted()
-            .iter()
-            .any(|p| p.text().is_some_and(|t| t.contains("· staging ·")))
-    })
-    .await;
+    send_body(&moto, &queues.url, &staging("loud-2")).await;
+    let back = slack_posted(&slack, "· staging ·", Duration::from_secs(15)).await;
     assert!(back, "{}", daemon.log());
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
@@ -1176,13 +1120,7 @@ max_incidents = 100
             e["detail"]["type"]["provider"] = json!("Manual");
         })
     };
-    let sqs = moto.sqs();
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(approval("STARTED", "evt-approval-1"))
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &approval("STARTED", "evt-approval-1")).await;
     let reminders = || {
         slack
             .accepted()
@@ -1201,12 +1139,7 @@ max_incidents = 100
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(reminders(), 3, "no more than the schedule says");
-    sqs.send_message()
-        .queue_url(&queues.url)
-        .message_body(approval("SUCCEEDED", "evt-approval-2"))
-        .send()
-        .await
-        .unwrap();
+    send_body(&moto, &queues.url, &approval("SUCCEEDED", "evt-approval-2")).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
             slack.accepted().iter().any(|p| {

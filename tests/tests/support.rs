@@ -44,16 +44,7 @@ pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Que
         .await
         .unwrap();
     let dlq_url = dlq.queue_url.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
+    let dlq_arn = queue_arn(moto, &dlq_url).await;
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string();
     let queue = sqs
         .create_queue()
@@ -70,6 +61,20 @@ pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Que
         url: queue.queue_url.unwrap(),
         dlq_url,
     }
+}
+
+/// A queue's ARN (for redrive policies and subscriptions).
+pub async fn queue_arn(moto: &Moto, url: &str) -> String {
+    moto.sqs()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
 }
 
 /// An SNS topic whose messages land in a queue the test reads.
@@ -92,16 +97,7 @@ pub async fn topic_with_capture(moto: &Moto, topic: &str) -> String {
         .unwrap()
         .queue_url
         .unwrap();
-    let capture_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&capture)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
+    let capture_arn = queue_arn(moto, &capture).await;
     sns.subscribe()
         .topic_arn(&arn)
         .protocol("sqs")
@@ -558,6 +554,28 @@ pub fn fake_endpoints(
             cloudwatch.endpoint().to_string(),
         ),
     ]
+}
+
+/// Sends one message.
+pub async fn send_body(moto: &Moto, queue_url: &str, body: &str) {
+    moto.sqs()
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Whether a Slack post containing `needle` arrives within `limit`.
+pub async fn slack_posted(slack: &SlackFake, needle: &str, limit: Duration) -> bool {
+    eventually(limit, || async {
+        slack
+            .accepted()
+            .iter()
+            .any(|p| p.text().is_some_and(|t| t.contains(needle)))
+    })
+    .await
 }
 
 /// Sends `bodies` to the queue in batches of ten (SQS's limit per `SendMessageBatch`).

@@ -120,10 +120,7 @@ impl CloudWatchFake {
     }
 
     pub fn calls_to(&self, operation: &str) -> Vec<CloudWatchCall> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.operation == operation)
-            .collect()
+        self.shared.calls.calls_to(operation)
     }
 
     pub fn call_count(&self, operation: &str) -> usize {
@@ -137,12 +134,9 @@ impl CloudWatchFake {
         n: usize,
         timeout: Duration,
     ) -> Vec<CloudWatchCall> {
-        let what = format!("{n} CloudWatch {operation} calls");
-        let count =
-            |calls: &[CloudWatchCall]| calls.iter().filter(|c| c.operation == operation).count();
         self.shared
             .calls
-            .wait_until(&what, timeout, |calls| count(calls) >= n)
+            .wait_for_calls("CloudWatch", operation, n, timeout)
             .await
     }
 
@@ -290,4 +284,10 @@ fn respond(result: Result<ciborium::Value, CwError>) -> Response {
         headers.insert("x-amzn-query-error", value);
     }
     response
+}
+
+impl crate::recorder::Operation for CloudWatchCall {
+    fn operation(&self) -> &str {
+        &self.operation
+    }
 }

@@ -125,10 +125,7 @@ impl CodePipelineFake {
     }
 
     pub fn calls_to(&self, operation: &str) -> Vec<CodePipelineCall> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.operation == operation)
-            .collect()
+        self.shared.calls.calls_to(operation)
     }
 
     /// How many times `operation` was called; for API-economy assertions.
@@ -143,12 +140,9 @@ impl CodePipelineFake {
         n: usize,
         timeout: Duration,
     ) -> Vec<CodePipelineCall> {
-        let what = format!("{n} CodePipeline {operation} calls");
-        let count =
-            |calls: &[CodePipelineCall]| calls.iter().filter(|c| c.operation == operation).count();
         self.shared
             .calls
-            .wait_until(&what, timeout, |calls| count(calls) >= n)
+            .wait_for_calls("CodePipeline", operation, n, timeout)
             .await
     }
 
@@ -260,4 +254,10 @@ fn respond(result: Result<Value, ApiError>) -> Response {
         headers.insert("x-amzn-errortype", code);
     }
     response
+}
+
+impl crate::recorder::Operation for CodePipelineCall {
+    fn operation(&self) -> &str {
+        &self.operation
+    }
 }

@@ -7,7 +7,6 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
-use aws_sdk_sqs::types::QueueAttributeName;
 use pipeline_responder_e2e::Moto;
 use serde_json::Value;
 
@@ -15,36 +14,10 @@ use serde_json::Value;
 async fn sqs_queue_with_dead_letter_redrive() {
     let moto = Moto::start().await;
     let sqs = moto.sqs();
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name("events-dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"2"}}"#);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("events")
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        // Zero visibility so an unacknowledged message is visible again at once.
-        .attributes(QueueAttributeName::VisibilityTimeout, "0")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    // The queue as the e2e tests make it; zero visibility so an unacknowledged message is
+    // visible again at once.
+    let queues = crate::support::create_queues(&moto, "events", 0).await;
+    let (queue_url, dlq_url) = (queues.url, queues.dlq_url);
 
     sqs.send_message()
         .queue_url(&queue_url)
@@ -103,37 +76,9 @@ async fn sqs_queue_with_dead_letter_redrive() {
 async fn sns_topic_delivers_an_envelope_to_its_sqs_subscription() {
     let moto = Moto::start().await;
     let (sns, sqs) = (moto.sns(), moto.sqs());
-    let topic_arn = sns
-        .create_topic()
-        .name("kiro-pipeline-production-deployments")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("subscriber")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = &attributes.attributes().unwrap()[&QueueAttributeName::QueueArn];
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let topic = "kiro-pipeline-production-deployments";
+    let queue_url = crate::support::topic_with_capture(&moto, topic).await;
+    let topic_arn = format!("arn:aws:sns:us-east-1:{}:{topic}", crate::support::ACCOUNT);
 
     sns.publish()
         .topic_arn(&topic_arn)

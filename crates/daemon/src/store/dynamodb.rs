@@ -33,8 +33,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, Select,
-    TransactWriteItem, Update,
+    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -336,19 +336,13 @@ impl DynamoStore {
             }
         }
         for (key, deadline) in &changes.schedule {
-            let incident = changes
+            // The plan schedules only for incidents it opens or refines, so the incident is here.
+            let environment = changes
                 .incidents
                 .iter()
                 .find(|(i, _)| &i.key == key)
-                .map(|(i, _)| i.environment.clone());
-            let environment = match incident {
-                Some(env) => env,
-                None => self
-                    .load(key)
-                    .await?
-                    .map(|(i, _)| i.environment)
-                    .unwrap_or_default(),
-            };
+                .map(|(i, _)| i.environment.clone())
+                .unwrap_or_default();
             let id = next_id();
             let mut item = Self::key(incident_pk(key), format!("DL#{id:019}"));
             item.insert("id".into(), n(id));
@@ -488,7 +482,7 @@ impl DynamoStore {
     /// Ends an outbox item's pending life (`sent`, `failed`, `silenced`, `summarized`).
     fn settle_outbox(
         &self,
-        item: &OutboxItem,
+        (id, key): (i64, &str),
         state: &str,
         now: DateTime<Utc>,
         attempted: bool,
@@ -507,7 +501,7 @@ impl DynamoStore {
             values.insert(":err".into(), s(error));
         }
         self.update(
-            outbox_key(item),
+            outbox_key(id, key),
             &expression,
             "attribute_exists(pk)",
             &[("#state", "state")],
@@ -798,7 +792,7 @@ impl Backend for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(outbox_key(item)))
+            .set_key(Some(outbox_key(item.id, &item.key)))
             .update_expression("SET lease_owner = :me, lease_until = :until")
             .condition_expression(
                 "#state = :pending AND (attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me)",
@@ -850,14 +844,9 @@ impl Backend for DynamoStore {
                 }
             }
         }
-        let entry = TimelineEntry {
-            at: now,
-            kind: pipeline_responder_core::record::TimelineKind::Notified,
-            text: plan::sent_text(item),
-        };
         let writes = vec![
-            self.settle_outbox(item, "sent", now, true, None)?,
-            self.put_timeline(&item.key, &entry)?,
+            self.settle_outbox((item.id, &item.key), "sent", now, true, None)?,
+            self.put_timeline(&item.key, &plan::sent(item, now))?,
         ];
         self.transact(writes).await?;
         Ok(())
@@ -872,7 +861,7 @@ impl Backend for DynamoStore {
     ) -> Result<()> {
         let writes = match retry_at {
             Some(at) => vec![self.update(
-                outbox_key(item),
+                outbox_key(item.id, &item.key),
                 "SET attempts = attempts + :one, next_attempt_at = :at, last_error = :err REMOVE lease_owner, lease_until",
                 "attribute_exists(pk)",
                 &[],
@@ -883,7 +872,7 @@ impl Backend for DynamoStore {
                 ]),
             )?],
             None => vec![
-                self.settle_outbox(item, "failed", now, true, Some(&error))?,
+                self.settle_outbox((item.id, &item.key), "failed", now, true, Some(&error))?,
                 self.put_timeline(&item.key, &plan::gave_up(item, &error, now))?,
             ],
         };
@@ -1015,27 +1004,11 @@ impl Backend for DynamoStore {
     }
 
     async fn pending_deadlines(&self) -> Result<i64> {
-        let mut count = 0i64;
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX)
-                .key_condition_expression("g1pk = :p")
-                .expression_attribute_values(":p", s(DEADLINE_PENDING))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk("Query", e))?;
-            count += i64::from(page.count);
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(count);
-            }
-        }
+        // A COUNT query reads (and bills) the same items; this one reads only their ids.
+        let pending = self
+            .indexed(DEADLINE_PENDING, None, None, usize::MAX, &["id"])
+            .await?;
+        Ok(i64::try_from(pending.len()).unwrap_or(i64::MAX))
     }
 
     async fn next_deadline_at(&self) -> Result<Option<DateTime<Utc>>> {
@@ -1061,8 +1034,7 @@ impl Backend for DynamoStore {
         for chunk in items.chunks(MAX_TRANSACTION_ITEMS / 2) {
             let mut writes = Vec::new();
             for (id, key) in chunk {
-                let item = OutboxItem::stub(*id, key);
-                writes.push(self.settle_outbox(&item, "summarized", now, false, None)?);
+                writes.push(self.settle_outbox((*id, key), "summarized", now, false, None)?);
                 writes.push(self.put_timeline(key, &plan::summarized(now))?);
             }
             self.transact(writes).await?;
@@ -1075,7 +1047,7 @@ impl Backend for DynamoStore {
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(outbox_key(&OutboxItem::stub(id, &key))))
+                .set_key(Some(outbox_key(id, &key)))
                 .update_expression("SET next_attempt_at = :at REMOVE lease_owner, lease_until")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":at", n(at.timestamp_millis()))
@@ -1155,7 +1127,7 @@ impl Backend for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let writes = vec![
-            self.settle_outbox(item, "silenced", now, false, None)?,
+            self.settle_outbox((item.id, &item.key), "silenced", now, false, None)?,
             self.put_timeline(&item.key, &plan::silenced(item, silence_id, now))?,
         ];
         self.transact(writes).await?;
@@ -1170,27 +1142,6 @@ impl Backend for DynamoStore {
             text(&item, "channel")?.to_string(),
             text(&item, "ts")?.to_string(),
         )))
-    }
-}
-
-impl OutboxItem {
-    /// An item known only by id and incident (enough to address it in the table).
-    fn stub(id: i64, key: &str) -> Self {
-        OutboxItem {
-            id,
-            key: key.to_string(),
-            notification: Notification {
-                channel: pipeline_responder_core::decision::Channel::Slack {
-                    channel: String::new(),
-                },
-                kind: pipeline_responder_core::decision::NotificationKind::Updated,
-                mention: None,
-            },
-            note: None,
-            attempts: 0,
-            created_at: DateTime::default(),
-            next_attempt_at: DateTime::default(),
-        }
     }
 }
 
@@ -1214,8 +1165,8 @@ fn incident_pk(key: &str) -> String {
     format!("INC#{key}")
 }
 
-fn outbox_key(item: &OutboxItem) -> Item {
-    DynamoStore::key(incident_pk(&item.key), format!("OB#{:019}", item.id))
+fn outbox_key(id: i64, key: &str) -> Item {
+    DynamoStore::key(incident_pk(key), format!("OB#{id:019}"))
 }
 
 fn item_key(item: &Item) -> Result<Item> {

@@ -354,13 +354,17 @@ pub fn follow_ups(sent: &[Notification]) -> Vec<Notification> {
     out
 }
 
-/// Timeline text of a sent notification.
-pub fn sent_text(item: &OutboxItem) -> String {
-    format!(
-        "sent {} via {}",
-        kind_name(&item.notification),
-        channel_name(&item.notification)
-    )
+/// Timeline entry of a sent notification.
+pub fn sent(item: &OutboxItem, now: DateTime<Utc>) -> TimelineEntry {
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Notified,
+        text: format!(
+            "sent {} via {}",
+            kind_name(&item.notification),
+            channel_name(&item.notification)
+        ),
+    }
 }
 
 /// Timeline entry of a notification given up on.

@@ -227,7 +227,7 @@ impl Backend for SqliteStore {
         thread: Option<(String, String)>,
     ) -> Result<()> {
         let (id, key) = (item.id, item.key.clone());
-        let text = plan::sent_text(item);
+        let entry = plan::sent(item, now);
         self.with(move |conn| {
             let tx = write(conn)?;
             tx.execute(
@@ -240,15 +240,7 @@ impl Backend for SqliteStore {
                     params![key, channel, ts],
                 )?;
             }
-            timeline(
-                &tx,
-                &key,
-                &TimelineEntry {
-                    at: now,
-                    kind: pipeline_responder_core::record::TimelineKind::Notified,
-                    text,
-                },
-            )?;
+            timeline(&tx, &key, &entry)?;
             tx.commit()?;
             Ok(())
         })
