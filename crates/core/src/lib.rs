@@ -8,4 +8,6 @@ pub mod finding;
 pub mod incident;
 pub mod logscan;
 pub mod record;
+pub mod report;
 pub mod rules;
+pub mod stats;
