@@ -2,7 +2,8 @@
 # Installs what the build and tests need on a fresh machine. Idempotent; safe to run every time.
 #  - Rust components rustfmt and clippy;
 #  - a Python venv with moto in server mode (the local AWS emulator of the tests and the demo),
-#    outside the clone so CI and later runs reuse it.
+#    outside the clone so CI and later runs reuse it;
+#  - promtool, for the metrics and alert-rule checks.
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
@@ -26,5 +27,19 @@ fi
 "$VENV/bin/moto_server" --help >/dev/null
 # The tests' launcher (scripts/moto_server.py) patches these modules; fail here if they moved.
 "$VENV/bin/python" -c "import moto.dynamodb.models.table, moto.dynamodb.responses, moto.server"
+
+# promtool (Debian package `prometheus`) checks /metrics output and alert rules in the tests. Only
+# the binary is unpacked (no service is installed or started), outside the clone.
+TOOLS="${PIPELINE_RESPONDER_TOOLS:-/var/tmp/pipeline-responder-tools}"
+if ! "$TOOLS/bin/promtool" --version >/dev/null 2>&1; then
+  echo "setup: unpacking promtool from Debian's prometheus package into $TOOLS"
+  work="$(mktemp -d)"
+  (cd "$work" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; })
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
+  mkdir -p "$TOOLS/bin"
+  cp "$work/x/usr/bin/promtool" "$TOOLS/bin/promtool"
+  rm -rf "$work"
+fi
+"$TOOLS/bin/promtool" --version >/dev/null
 
 echo "setup: ok ($(cargo --version); moto $MOTO_VERSION in $VENV)"

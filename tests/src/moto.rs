@@ -83,8 +83,9 @@ pub struct Moto {
     config: aws_config::SdkConfig,
     /// moto's request log; removed on drop, kept when startup fails so it can be read.
     log: PathBuf,
+    port: u16,
     /// Held for `kill_on_drop`: dropping `Moto` kills the server.
-    _child: Child,
+    child: Child,
 }
 
 impl Moto {
@@ -98,44 +99,36 @@ impl Moto {
 
     /// Starts moto on a free port and waits until it answers HTTP.
     pub async fn try_start() -> Result<Moto, MotoError> {
-        let venv = std::env::var_os("PIPELINE_RESPONDER_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV));
-        // Our launcher (scripts/moto_server.py) runs moto with DynamoDB transactions isolated,
-        // as DynamoDB's are; it needs the venv's Python with moto installed.
-        if !venv.join("bin").join("moto_server").is_file() {
-            return Err(MotoError::NotInstalled {
-                binary: venv.join("bin").join("moto_server"),
-            });
-        }
-        let binary = venv.join("bin").join("python");
         let port = crate::free_port();
-        // moto logs every request to stderr; a file keeps test output clean and a pipe from
-        // filling up, and is there to read when startup fails.
-        let log = std::env::temp_dir().join(format!("pipeline-responder-moto-{port}.log"));
-        let spawn_error = |source| MotoError::Spawn {
-            binary: binary.clone(),
-            source,
-        };
-        let log_file = std::fs::File::create(&log).map_err(spawn_error)?;
-        let mut child = Command::new(&binary)
-            .arg(LAUNCHER)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(spawn_error)?)
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
+        let (child, log) = spawn(port).await?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        wait_until_ready(&mut child, &endpoint, &log).await?;
         let config = crate::sdk_config(&endpoint).await;
         Ok(Moto {
             endpoint,
+            port,
             config,
             log,
-            _child: child,
+            child,
         })
+    }
+
+    /// Stops the server (SIGKILL), as if the AWS endpoint went away.
+    pub async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Starts a fresh server on the same port (empty: queues and tables are gone, as after an
+    /// outage that lost them; the test re-creates what it needs).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        match spawn(self.port).await {
+            Ok((child, log)) => {
+                self.child = child;
+                self.log = log;
+            }
+            Err(error) => panic!("{error}"),
+        }
     }
 
     /// `http://127.0.0.1:<port>`, for configs that take an endpoint URL.
@@ -170,6 +163,41 @@ impl Drop for Moto {
         // Best effort: a leftover log in the temp dir is harmless.
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// Starts the launcher on `port` and waits until it answers HTTP.
+async fn spawn(port: u16) -> Result<(Child, PathBuf), MotoError> {
+    let venv = std::env::var_os("PIPELINE_RESPONDER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV));
+    // Our launcher (scripts/moto_server.py) runs moto with DynamoDB transactions isolated,
+    // as DynamoDB's are; it needs the venv's Python with moto installed.
+    if !venv.join("bin").join("moto_server").is_file() {
+        return Err(MotoError::NotInstalled {
+            binary: venv.join("bin").join("moto_server"),
+        });
+    }
+    let binary = venv.join("bin").join("python");
+    // moto logs every request to stderr; a file keeps test output clean and a pipe from
+    // filling up, and is there to read when startup fails.
+    let log = std::env::temp_dir().join(format!("pipeline-responder-moto-{port}.log"));
+    let spawn_error = |source| MotoError::Spawn {
+        binary: binary.clone(),
+        source,
+    };
+    let log_file = std::fs::File::create(&log).map_err(spawn_error)?;
+    let mut child = Command::new(&binary)
+        .arg(LAUNCHER)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(spawn_error)?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_error)?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&mut child, &endpoint, &log).await?;
+    Ok((child, log))
 }
 
 /// Probes `endpoint` until any HTTP answer arrives, the process exits, or the probes run out.

@@ -2,6 +2,7 @@
 
 mod daemon;
 mod fakes;
+mod operability;
 mod replicas;
 mod runbook;
 mod support;

@@ -601,3 +601,75 @@ pub async fn send_bodies(moto: &Moto, queue_url: &str, bodies: &[String]) {
             .unwrap();
     }
 }
+
+/// The sum of the samples of metric `name` (exact series name, e.g. `x_total`, `x_count`) whose
+/// labels include every pair in `labels`, in Prometheus text output; 0 when there is none.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text)
+        .into_iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+/// Every sample of a Prometheus text exposition: (name, labels, value).
+pub fn series(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (head, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match head.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (head, ""),
+        };
+        let mut map = std::collections::BTreeMap::new();
+        let mut rest = labels;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            let end = after.find("\"").unwrap();
+            map.insert(
+                key.trim_start_matches(',').to_string(),
+                after[..end].to_string(),
+            );
+            rest = &after[end + 1..];
+        }
+        out.push((name.to_string(), map, value.parse::<f64>().unwrap()));
+    }
+    out
+}
+
+/// promtool (scripts/setup.sh unpacks it from Debian's `prometheus` package).
+pub fn promtool() -> PathBuf {
+    let path = std::env::var_os("PROMTOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("PIPELINE_RESPONDER_TOOLS")
+                    .unwrap_or_else(|_| "/var/tmp/pipeline-responder-tools".into()),
+            )
+            .join("bin/promtool")
+        });
+    assert!(
+        path.is_file(),
+        "{} not found: run scripts/setup.sh (it installs promtool)",
+        path.display()
+    );
+    path
+}
+
+/// GETs `url` and returns (status, body).
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}

@@ -94,10 +94,10 @@ const MAX_DEPLOYMENT_RECORDS: usize = 1_000;
 impl Diagnostics {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
-            codepipeline: aws_sdk_codepipeline::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            codepipeline: crate::metrics::codepipeline(config),
+            logs: crate::metrics::logs(config),
+            dynamodb: crate::metrics::dynamodb(config),
+            cloudwatch: crate::metrics::cloudwatch(config),
         }
     }
 

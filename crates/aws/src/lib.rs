@@ -3,6 +3,7 @@
 
 pub mod diagnostics;
 pub mod error;
+pub mod metrics;
 pub mod sns;
 pub mod sqs;
 

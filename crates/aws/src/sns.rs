@@ -12,7 +12,7 @@ pub struct SnsPublisher {
 impl SnsPublisher {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
-            client: aws_sdk_sns::Client::new(config),
+            client: crate::metrics::sns(config),
         }
     }
 

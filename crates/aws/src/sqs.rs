@@ -34,7 +34,7 @@ impl SqsQueue {
         visibility_secs: u64,
     ) -> Self {
         Self {
-            client: aws_sdk_sqs::Client::new(config),
+            client: crate::metrics::sqs(config),
             url: url.to_string(),
             wait_secs: i32::try_from(wait_secs.min(20)).unwrap_or(20),
             max_messages: i32::try_from(max_messages.clamp(1, 10)).unwrap_or(10),

@@ -131,7 +131,7 @@ fn create_table(config: &Config) -> ExitCode {
         .and_then(|rt| {
             rt.block_on(async {
                 let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
-                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let client = pipeline_responder_aws::metrics::dynamodb(&sdk);
                 crate::store::DynamoStore::create_table(&client, table).await?;
                 anyhow::Ok(())
             })

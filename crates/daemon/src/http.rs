@@ -24,12 +24,14 @@ pub struct Api {
     pub store: Store,
     pub ingest: Ingest,
     pub outbox_wakeup: Arc<Notify>,
+    pub health: Arc<crate::health::Health>,
 }
 
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(show))
         .route("/api/v1/incidents/{id}/ack", post(ack))
@@ -90,15 +92,51 @@ fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// How long a readiness probe waits for the store (ECS health checks time out at 5 s by default).
+const READY_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when the configuration is loaded (it is, or the process would not serve), the store
+/// answers within two seconds, and the SQS source (if configured) last received successfully.
 async fn ready(State(api): State<Api>) -> Response {
-    match api.store.pending_deadlines().await {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": e.to_string()})),
-        )
-            .into_response(),
+    let mut reasons = Vec::new();
+    match tokio::time::timeout(READY_STORE_TIMEOUT, api.store.pending_deadlines()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => reasons.push(e.to_string()),
+        Err(_) => reasons.push(format!(
+            "store: no answer within {} s",
+            READY_STORE_TIMEOUT.as_secs()
+        )),
     }
+    if let Some(problem) = api.health.sqs_problem() {
+        reasons.push(problem);
+    }
+    if reasons.is_empty() {
+        Json(json!({"status": "ready", "store": api.store.kind()})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reasons.join("; "), "reasons": reasons})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let environments: Vec<String> = api
+        .config
+        .environments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let body = crate::metrics::render(&api.store, &environments).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,7 +237,7 @@ async fn events(State(api): State<Api>, headers: HeaderMap, body: String) -> Res
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
     }
-    match api.ingest.handle(&body, Utc::now()).await {
+    match api.ingest.handle("http", &body, Utc::now()).await {
         Ok(Handled::Stored { applied, .. }) => (
             StatusCode::ACCEPTED,
             Json(json!({"outcome": "stored", "opened": applied.opened})),

@@ -3,6 +3,7 @@
 //! returns `Ok`: by then every effect is durably stored.
 
 use crate::diagnose::Diagnoser;
+use crate::metrics::metrics;
 use crate::store::{Applied, InputRecord, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_core::config::Config;
@@ -78,16 +79,50 @@ impl Ingest {
         }
     }
 
-    /// Handles one message body.
-    pub async fn handle(&self, body: &str, now: DateTime<Utc>) -> Result<Handled, HandleError> {
-        match parse_message(body)? {
-            Parsed::Ignored { reason, kind } => Ok(Handled::Ignored { kind, reason }),
-            Parsed::Event(event) => self.handle_event(&event, now).await,
+    /// Handles one message body from `source` (`sqs`, `http`: a metrics label).
+    pub async fn handle(
+        &self,
+        source: &'static str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, HandleError> {
+        let m = metrics();
+        match parse_message(body) {
+            Err(e) => {
+                m.events_rejected
+                    .with_label_values(&[source, e.reason()])
+                    .inc();
+                Err(e.into())
+            }
+            Ok(Parsed::Ignored { reason, kind }) => {
+                m.events_ignored.with_label_values(&[source]).inc();
+                Ok(Handled::Ignored { kind, reason })
+            }
+            Ok(Parsed::Event(event)) => self.handle_event(source, &event, now).await,
         }
     }
 
     /// Handles one parsed event (the watcher's synthesised events come in here).
     pub async fn handle_event(
+        &self,
+        source: &'static str,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, HandleError> {
+        let result = self.decide_and_store(event, now).await;
+        let m = metrics();
+        match &result {
+            Ok(Handled::Duplicate) => m.events_duplicate.with_label_values(&[source]).inc(),
+            Ok(_) => m
+                .events_received
+                .with_label_values(&[source, event.kind_name()])
+                .inc(),
+            Err(_) => m.store_errors.with_label_values(&["apply"]).inc(),
+        }
+        result
+    }
+
+    async fn decide_and_store(
         &self,
         event: &Event,
         now: DateTime<Utc>,
@@ -101,6 +136,19 @@ impl Ingest {
         let decision = rules::evaluate(&self.config, event, &view, now);
         tracing::debug!(event_id = %event.id, kind = event.kind_name(), actions = decision.actions.len(), ignored = ?decision.ignored, "Decided");
         let updates = self.update_notifications(&decision.actions, &view);
+        let opens: Vec<(String, &'static str, &'static str, String)> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Open(o) => Some((
+                    o.key.clone(),
+                    o.incident_type.as_str(),
+                    o.severity.as_str(),
+                    o.environment.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
         let input = InputRecord {
             id: event.id.clone(),
             transition,
@@ -129,6 +177,12 @@ impl Ingest {
         let stored_ms = (Utc::now() - event.time).num_milliseconds();
         for key in &applied.opened {
             tracing::info!(incident_key = %key, event_id = %event.id, stored_ms, "Incident opened");
+            if let Some((_, kind, severity, env)) = opens.iter().find(|o| &o.0 == key) {
+                metrics()
+                    .incidents_opened
+                    .with_label_values(&[kind, severity, env.as_str()])
+                    .inc();
+            }
         }
         if let Some(diagnoser) = &self.diagnoser {
             for key in &applied.opened {

@@ -29,7 +29,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = match &config.store {
         StoreConfig::Embedded { path } => Store::open(Path::new(path))?,
         StoreConfig::Dynamodb { table } => Store::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            pipeline_responder_aws::metrics::dynamodb(&sdk),
             table.clone(),
             replica_id(),
         )),
@@ -79,6 +79,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
     };
 
+    let health = Arc::new(crate::health::Health::new(config.sources.sqs.is_some()));
+    crate::metrics::init(store.kind());
     let shutdown = CancellationToken::new();
     let sources_stop = shutdown.child_token();
     let fatal = CancellationToken::new();
@@ -91,15 +93,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             sqs.max_messages,
             sqs.visibility_timeout_secs,
         );
-        let (ingest, stop) = (ingest.clone(), sources_stop.clone());
+        let (ingest, stop, health) = (ingest.clone(), sources_stop.clone(), Arc::clone(&health));
         tracker.spawn(supervise(
             "sqs",
             sources_stop.clone(),
             fatal.clone(),
             move || {
-                let (queue, ingest, stop) = (queue.clone(), ingest.clone(), stop.clone());
+                let (queue, ingest, stop, health) = (
+                    queue.clone(),
+                    ingest.clone(),
+                    stop.clone(),
+                    Arc::clone(&health),
+                );
                 async move {
-                    sources::sqs::consume(queue, ingest, stop).await;
+                    sources::sqs::consume(queue, ingest, health, stop).await;
                 }
             },
         ));
@@ -142,6 +149,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         ingest: ingest.clone(),
         outbox_wakeup: Arc::clone(&wakeup),
+        health: Arc::clone(&health),
     };
     tracker.spawn(crate::http::serve(api, listener, sources_stop.clone()));
     let outbox_stop = CancellationToken::new();

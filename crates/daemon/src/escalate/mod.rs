@@ -61,6 +61,10 @@ impl Escalator {
         for deadline in due {
             let key = deadline.key.clone();
             let level = deadline.deadline.level_id.clone();
+            let kind = match deadline.deadline.kind {
+                pipeline_responder_core::decision::DeadlineKind::Escalation => "escalation",
+                pipeline_responder_core::decision::DeadlineKind::Reminder => "reminder",
+            };
             let notifications = rules::deadline_notifications(
                 &self.config,
                 &deadline.environment,
@@ -70,7 +74,11 @@ impl Escalator {
             match self.store.fire_deadline(deadline, notifications, now).await {
                 Ok(true) => {
                     fired += 1;
-                    tracing::info!(incident_key = %key, level = %level, "Escalated");
+                    tracing::info!(incident_key = %key, level = %level, kind, "Escalated");
+                    crate::metrics::metrics()
+                        .escalations
+                        .with_label_values(&[&level, kind])
+                        .inc();
                 }
                 Ok(false) => {
                     tracing::debug!(incident_key = %key, level = %level, "Deadline no longer applies")

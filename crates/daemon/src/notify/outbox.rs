@@ -6,11 +6,13 @@ use super::render::render;
 use super::slack::Slack;
 use super::storm::{Lane, StormGuard};
 use super::{SendError, Sent};
+use crate::metrics::metrics;
 use crate::store::{channel_name, OutboxItem, Silence, Store};
 use chrono::{Duration as ChronoDuration, Utc};
 use pipeline_responder_aws::sns::SnsPublisher;
 use pipeline_responder_core::config::Config;
 use pipeline_responder_core::decision::{Channel, NotificationKind};
+use pipeline_responder_core::record::{Incident, TimelineEntry, TimelineKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +94,7 @@ impl OutboxWorker {
                     tracing::error!(incident_key = %item.key, error = %e, "Cannot record a silenced notification");
                 }
                 tracing::info!(incident_key = %item.key, silence, "Notification silenced");
+                count(&item, "silenced", 1);
                 continue;
             }
             let storm_lane: Lane = channel_name(&item.notification);
@@ -102,6 +105,7 @@ impl OutboxWorker {
             match self.send(&item).await {
                 Ok(outcome) => {
                     sent += 1;
+                    count(&item, if self.dry_run { "dry_run" } else { "sent" }, 1);
                     self.guard().record(&storm_lane, Utc::now());
                     tracing::info!(
                         incident_key = %item.key,
@@ -239,6 +243,8 @@ impl OutboxWorker {
         match outcome {
             Ok(()) => {
                 self.guard().record_summary(&lane, Utc::now());
+                count(&items[0], "storm_summary", 1);
+                count(&items[0], "summarized", items.len() as u64);
                 tracing::warn!(channel = %lane, grouped = items.len(), "Storm: summary posted instead of individual posts");
                 let ids = items.iter().map(|i| (i.id, i.key.clone())).collect();
                 if let Err(e) = self.store.outbox_summarized(ids, Utc::now()).await {
@@ -256,6 +262,7 @@ impl OutboxWorker {
     async fn failed(&self, item: &OutboxItem, error: SendError) {
         let attempts = item.attempts + 1;
         let give_up = error.permanent || attempts >= MAX_ATTEMPTS;
+        count(item, if give_up { "given_up" } else { "failed" }, 1);
         let backoff = error.retry_after.unwrap_or_else(|| {
             Duration::from_secs(2u64.saturating_pow(attempts.min(6)).min(MAX_BACKOFF_SECS))
         });
@@ -303,6 +310,28 @@ impl OutboxWorker {
             tracing::info!(incident_key = %item.key, channel = %channel_name(n), subject = %message.subject, "Dry-run: notification not sent");
             return Ok(Sent::default());
         }
+        let result = self.deliver(item, &incident, &timeline, &message).await;
+        // The first notification of the incident on any channel: how long people waited.
+        if result.is_ok()
+            && n.kind == NotificationKind::Opened
+            && !timeline.iter().any(|e| e.kind == TimelineKind::Notified)
+        {
+            let waited = (Utc::now() - incident.event_time).num_milliseconds().max(0);
+            metrics()
+                .first_notification_latency
+                .observe(waited as f64 / 1000.0);
+        }
+        result
+    }
+
+    async fn deliver(
+        &self,
+        item: &OutboxItem,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        message: &super::render::Rendered,
+    ) -> Result<Sent, SendError> {
+        let n = &item.notification;
         match &n.channel {
             Channel::Slack { channel } => {
                 let Some(slack) = &self.slack else {
@@ -325,8 +354,8 @@ impl OutboxWorker {
                     // Keep the first post current (state, ack button) for people who only see it.
                     let current = render(
                         &self.config,
-                        &incident,
-                        &timeline,
+                        incident,
+                        timeline,
                         NotificationKind::Opened,
                         None,
                         None,
@@ -359,4 +388,16 @@ impl OutboxWorker {
             }
         }
     }
+}
+
+/// Counts notifications by channel kind (`slack`, `sns`: never the channel or topic itself).
+fn count(item: &OutboxItem, outcome: &str, n: u64) {
+    let channel = match item.notification.channel {
+        Channel::Slack { .. } => "slack",
+        Channel::Sns { .. } => "sns",
+    };
+    metrics()
+        .notifications
+        .with_label_values(&[channel, outcome])
+        .inc_by(n);
 }

@@ -2,9 +2,11 @@
 //! message is left alone (the redrive policy sends it to the DLQ); a store failure leaves the
 //! message for redelivery; a receive failure backs off.
 
+use crate::health::{Health, SourceState};
 use crate::ingest::{HandleError, Handled, Ingest};
 use chrono::Utc;
 use pipeline_responder_aws::sqs::{Received, SqsQueue};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +23,12 @@ pub struct SqsStats {
 }
 
 /// Consumes the queue until `cancel`; the batch in hand is finished before returning.
-pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken) -> SqsStats {
+pub async fn consume(
+    queue: SqsQueue,
+    ingest: Ingest,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) -> SqsStats {
     let mut stats = SqsStats::default();
     let mut backoff = Duration::from_secs(1);
     tracing::info!(queue_url = %queue.url(), "SQS consumer started");
@@ -33,9 +40,11 @@ pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken)
         let messages = match batch {
             Ok(messages) => {
                 backoff = Duration::from_secs(1);
+                health.sqs(SourceState::Running);
                 messages
             }
             Err(e) => {
+                health.sqs(SourceState::Failing(e.to_string()));
                 tracing::warn!(error = %e, retriable = e.is_retriable(), backoff_secs = backoff.as_secs(), "SQS receive failed");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -65,6 +74,10 @@ pub async fn consume(queue: SqsQueue, ingest: Ingest, cancel: CancellationToken)
             match queue.delete(&done).await {
                 Ok(failed) => {
                     stats.deleted += (done.len() - failed.len()) as u64;
+                    crate::metrics::metrics()
+                        .sqs_messages
+                        .with_label_values(&["deleted"])
+                        .inc_by((done.len() - failed.len()) as u64);
                     for id in failed {
                         tracing::warn!(message_id = %id, "SQS delete failed; the message will come back and be recognised as a duplicate");
                     }
@@ -100,25 +113,36 @@ async fn keep_invisible(queue: SqsQueue, messages: Vec<Received>, finished: Canc
     }
 }
 
+fn count(outcome: &str) {
+    crate::metrics::metrics()
+        .sqs_messages
+        .with_label_values(&[outcome])
+        .inc();
+}
+
 /// Handles one message; true when it may be deleted.
 async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> bool {
-    match ingest.handle(&message.body, Utc::now()).await {
+    match ingest.handle("sqs", &message.body, Utc::now()).await {
         Ok(Handled::Stored { applied, kind }) => {
             stats.stored += 1;
+            count("stored");
             tracing::debug!(message_id = %message.message_id, kind, opened = ?applied.opened, "Message stored");
             true
         }
         Ok(Handled::Duplicate) => {
             stats.duplicates += 1;
+            count("duplicate");
             true
         }
         Ok(Handled::Ignored { kind, reason }) => {
             stats.ignored += 1;
+            count("ignored");
             tracing::info!(message_id = %message.message_id, kind = %kind, reason = %reason, "Message ignored");
             true
         }
         Err(HandleError::Rejected(e)) => {
             stats.rejected += 1;
+            count("rejected");
             tracing::warn!(
                 message_id = %message.message_id,
                 reason = e.reason(),
@@ -130,6 +154,7 @@ async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> bo
         }
         Err(HandleError::Store(e)) => {
             stats.store_failures += 1;
+            count("store_failed");
             tracing::error!(message_id = %message.message_id, error = %e, "Store failed; message left for redelivery");
             false
         }

@@ -251,7 +251,7 @@ impl Watcher {
 
     async fn submit(&self, event: &Event, now: DateTime<Utc>, stats: &mut PollStats) {
         stats.events += 1;
-        match self.ingest.handle_event(event, now).await {
+        match self.ingest.handle_event("watcher", event, now).await {
             Ok(_) => {}
             Err(HandleError::Store(e)) => {
                 tracing::error!(error = %e, event_id = %event.id, "Watcher event not stored; the next poll retries")

@@ -1,0 +1,190 @@
+//! The daemon's Prometheus metrics (PRODUCT.md section 4), all named
+//! `pipeline_responder_*`, in the default registry that `/metrics` serves. Labels carry only
+//! bounded values (source, kind, reason, type, severity, configured environment, channel,
+//! outcome, level): never an id, a key or an ARN. The AWS request metrics come from
+//! `pipeline_responder_aws::metrics`; the gauges that describe stored state (open incidents,
+//! pending timers) are read from the store when scraped, so every replica reports the truth.
+
+use crate::store::Store;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
+};
+use std::sync::LazyLock;
+
+/// Every metric the daemon updates directly.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Inputs that reached the rules, by source (`sqs`, `http`, `watcher`) and event kind.
+    pub events_received: IntCounterVec,
+    /// Inputs that could not be parsed, by source and reason (`not_json`, `missing_field`, ...).
+    pub events_rejected: IntCounterVec,
+    /// Well-formed inputs that are not for us (other detail-types, SNS confirmations), by source.
+    pub events_ignored: IntCounterVec,
+    /// Inputs already processed (redelivery, or the same transition by another route).
+    pub events_duplicate: IntCounterVec,
+    pub incidents_opened: IntCounterVec,
+    pub incidents_open: IntGaugeVec,
+    pub notifications: IntCounterVec,
+    pub escalations: IntCounterVec,
+    pub first_notification_latency: Histogram,
+    pub sqs_messages: IntCounterVec,
+    pub pending_deadlines: IntGauge,
+    pub store_errors: IntCounterVec,
+    build_info: IntGaugeVec,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    let _ = prometheus::register(Box::new(c.clone()));
+    c
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let incidents_open = IntGaugeVec::new(
+        Opts::new(
+            "pipeline_responder_incidents_open",
+            "Incidents not yet resolved, by environment and status (open, acknowledged).",
+        ),
+        &["environment", "status"],
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(incidents_open.clone()));
+    let first_notification_latency = Histogram::with_opts(
+        HistogramOpts::new(
+            "pipeline_responder_event_to_first_notification_seconds",
+            "Time from the event that opened an incident (as received) to its first notification sent.",
+        )
+        .buckets(vec![
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        ]),
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(first_notification_latency.clone()));
+    let pending_deadlines = IntGauge::new(
+        "pipeline_responder_pending_deadlines",
+        "Escalation and reminder timers waiting to fire (read from the store when scraped).",
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(pending_deadlines.clone()));
+    let build_info = IntGaugeVec::new(
+        Opts::new(
+            "pipeline_responder_build_info",
+            "Always 1; labels name the version and the store in use.",
+        ),
+        &["version", "store"],
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(build_info.clone()));
+    pipeline_responder_aws::metrics::register();
+    Metrics {
+        events_received: counter(
+            "pipeline_responder_events_received_total",
+            "Events that reached the rules, by source (sqs, http, watcher) and kind.",
+            &["source", "kind"],
+        ),
+        events_rejected: counter(
+            "pipeline_responder_events_rejected_total",
+            "Inputs rejected as malformed (left to the dead-letter queue), by source and reason.",
+            &["source", "reason"],
+        ),
+        events_ignored: counter(
+            "pipeline_responder_events_ignored_total",
+            "Well-formed inputs that are not pipeline events (other detail-types, SNS confirmations).",
+            &["source"],
+        ),
+        events_duplicate: counter(
+            "pipeline_responder_events_duplicate_total",
+            "Inputs already processed (redelivered, or the same transition by another route).",
+            &["source"],
+        ),
+        incidents_opened: counter(
+            "pipeline_responder_incidents_opened_total",
+            "Incidents opened by this process, by type, severity and environment.",
+            &["type", "severity", "environment"],
+        ),
+        incidents_open,
+        notifications: counter(
+            "pipeline_responder_notifications_total",
+            "Notifications by channel (slack, sns) and outcome (sent, failed, given_up, silenced, summarized, dry_run).",
+            &["channel", "outcome"],
+        ),
+        escalations: counter(
+            "pipeline_responder_escalations_total",
+            "Escalation steps fired by this process, by configured level id and kind (escalation, reminder).",
+            &["level", "kind"],
+        ),
+        first_notification_latency,
+        sqs_messages: counter(
+            "pipeline_responder_sqs_messages_total",
+            "SQS messages by outcome (stored, duplicate, ignored, rejected, store_failed, deleted).",
+            &["outcome"],
+        ),
+        pending_deadlines,
+        store_errors: counter(
+            "pipeline_responder_store_errors_total",
+            "Store operations that failed (the input is retried), by operation.",
+            &["operation"],
+        ),
+        build_info,
+    }
+});
+
+/// The metrics (registered on first use).
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// Sets the build info gauge.
+pub fn init(store_kind: &str) {
+    metrics()
+        .build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), store_kind])
+        .set(1);
+}
+
+/// Refreshes the store-backed gauges and renders every registered metric in the text format.
+/// A store failure leaves the gauges at their last value (and is counted), never fails the scrape.
+pub async fn render(store: &Store, environments: &[String]) -> String {
+    let m = metrics();
+    match store.incidents(true).await {
+        Ok(incidents) => {
+            for env in environments {
+                for status in ["open", "acknowledged"] {
+                    let n = incidents
+                        .iter()
+                        .filter(|i| &i.environment == env)
+                        .filter(|i| status_label(i.status) == status)
+                        .count();
+                    m.incidents_open
+                        .with_label_values(&[env, status])
+                        .set(n as i64);
+                }
+            }
+        }
+        Err(e) => {
+            m.store_errors.with_label_values(&["scrape"]).inc();
+            tracing::warn!(error = %e, "Metrics: cannot read open incidents");
+        }
+    }
+    match store.pending_deadlines().await {
+        Ok(n) => m.pending_deadlines.set(n),
+        Err(e) => {
+            m.store_errors.with_label_values(&["scrape"]).inc();
+            tracing::warn!(error = %e, "Metrics: cannot count pending deadlines");
+        }
+    }
+    let mut out = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut out) {
+        tracing::error!(error = %e, "Metrics: encoding failed");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn status_label(status: pipeline_responder_core::incident::IncidentStatus) -> &'static str {
+    use pipeline_responder_core::incident::IncidentStatus;
+    match status {
+        IncidentStatus::Open => "open",
+        IncidentStatus::Acknowledged => "acknowledged",
+        IncidentStatus::Resolved => "resolved",
+    }
+}
