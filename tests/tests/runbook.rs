@@ -4,14 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::{
-    create_queues, depth, eventually, fake_endpoints, kiro_event, put_log_lines,
-    seed_failed_build_with, temp_dir, topic_with_capture, Daemon, Queues, Setup, ENVIRONMENTS,
-    EXECUTION,
+    create_deployments_table, create_queues, depth, eventually, fake_endpoints, kiro_event,
+    put_deployment, put_log_lines, seed_failed_build_with, temp_dir, topic_with_capture, Daemon,
+    Queues, Setup, DEPLOYMENTS_TABLE, ENVIRONMENTS,
 };
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use pipeline_responder_e2e::{
     ActionExecutionModel, ActionModel, AlarmModel, CloudWatchFake, CodePipelineFake,
@@ -196,81 +193,6 @@ impl Health {
     fn set(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
-}
-
-const DEPLOYMENTS_TABLE: &str = "kiro-pipeline-production-deployments";
-
-/// The pipeline's deployments table as its stack creates it: partition key `deploymentId`,
-/// index `EnvironmentStatusIndex` (partition `environment`, sort `status`, projection ALL).
-async fn create_deployments_table(moto: &Moto) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name("EnvironmentStatusIndex")
-        .key_schema(key("environment", KeyType::Hash))
-        .key_schema(key("status", KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .unwrap();
-    moto.dynamodb()
-        .create_table()
-        .table_name(DEPLOYMENTS_TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("deploymentId"))
-        .attribute_definitions(attribute("environment"))
-        .attribute_definitions(attribute("status"))
-        .key_schema(key("deploymentId", KeyType::Hash))
-        .global_secondary_indexes(index)
-        .send()
-        .await
-        .unwrap();
-}
-
-/// Writes one deployment record; returns its `deploymentId`.
-async fn put_deployment(
-    moto: &Moto,
-    started: DateTime<Utc>,
-    version: &str,
-    status: &str,
-    commit_message: &str,
-) -> String {
-    let start = started.timestamp_millis();
-    let id = format!("production#{start}");
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    let n = |v: i64| AttributeValue::N(v.to_string());
-    moto.dynamodb()
-        .put_item()
-        .table_name(DEPLOYMENTS_TABLE)
-        .item("deploymentId", s(&id))
-        .item("environment", s("production"))
-        .item("version", s(version))
-        .item("status", s(status))
-        .item("startTime", n(start))
-        .item("endTime", n(start + 25 * 60_000))
-        .item("commitMessage", s(commit_message))
-        .item("commitAuthor", s("dev@example.com"))
-        .item("pipelineExecutionId", s(EXECUTION))
-        .item("coveragePercentage", n(84))
-        .send()
-        .await
-        .unwrap();
-    id
 }
 
 async fn set_deployment_status(moto: &Moto, id: &str, status: &str) {

@@ -673,3 +673,78 @@ pub async fn get(url: &str) -> (u16, String) {
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+pub const DEPLOYMENTS_TABLE: &str = "kiro-pipeline-production-deployments";
+
+/// The pipeline's deployments table as its stack creates it: partition key `deploymentId`,
+/// index `EnvironmentStatusIndex` (partition `environment`, sort `status`, projection ALL).
+pub async fn create_deployments_table(moto: &Moto) {
+    let attribute = |name: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: aws_sdk_dynamodb::types::KeyType| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let index = aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+        .index_name("EnvironmentStatusIndex")
+        .key_schema(key("environment", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("status", aws_sdk_dynamodb::types::KeyType::Range))
+        .projection(
+            aws_sdk_dynamodb::types::Projection::builder()
+                .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    moto.dynamodb()
+        .create_table()
+        .table_name(DEPLOYMENTS_TABLE)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("deploymentId"))
+        .attribute_definitions(attribute("environment"))
+        .attribute_definitions(attribute("status"))
+        .key_schema(key("deploymentId", aws_sdk_dynamodb::types::KeyType::Hash))
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Writes one deployment record; returns its `deploymentId`.
+pub async fn put_deployment(
+    moto: &Moto,
+    started: chrono::DateTime<chrono::Utc>,
+    version: &str,
+    status: &str,
+    commit_message: &str,
+) -> String {
+    let start = started.timestamp_millis();
+    let id = format!("production#{start}");
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
+    let n = |v: i64| aws_sdk_dynamodb::types::AttributeValue::N(v.to_string());
+    moto.dynamodb()
+        .put_item()
+        .table_name(DEPLOYMENTS_TABLE)
+        .item("deploymentId", s(&id))
+        .item("environment", s("production"))
+        .item("version", s(version))
+        .item("status", s(status))
+        .item("startTime", n(start))
+        .item("endTime", n(start + 25 * 60_000))
+        .item("commitMessage", s(commit_message))
+        .item("commitAuthor", s("dev@example.com"))
+        .item("pipelineExecutionId", s(EXECUTION))
+        .item("coveragePercentage", n(84))
+        .send()
+        .await
+        .unwrap();
+    id
+}

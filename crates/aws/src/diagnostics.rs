@@ -228,23 +228,49 @@ impl Diagnostics {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("codepipeline", "ListPipelineExecutions", e))?;
-        let time = |t: Option<&aws_sdk_codepipeline::primitives::DateTime>| {
-            t.and_then(|t| t.to_millis().ok())
-                .and_then(DateTime::from_timestamp_millis)
-        };
         Ok(output
             .pipeline_execution_summaries()
             .iter()
-            .map(|e| ExecutionSummary {
-                id: e.pipeline_execution_id().unwrap_or_default().to_string(),
-                status: e
-                    .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                start_time: time(e.start_time()),
-                last_update_time: time(e.last_update_time()),
-            })
+            .map(execution_summary)
             .collect())
+    }
+
+    /// Executions that started at or after `since` (newest first), paging through
+    /// `ListPipelineExecutions` until older ones appear; at most `max`. Executions still running
+    /// that started before `since` are included when they are on the pages read.
+    pub async fn executions_since(
+        &self,
+        pipeline: &str,
+        since: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<ExecutionSummary>, AwsError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let output = self
+                .codepipeline
+                .list_pipeline_executions()
+                .pipeline_name(pipeline)
+                .max_results(100)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("codepipeline", "ListPipelineExecutions", e))?;
+            let mut older = false;
+            for e in output.pipeline_execution_summaries() {
+                let summary = execution_summary(e);
+                if summary.start_time.is_some_and(|t| t < since) {
+                    older = true;
+                }
+                out.push(summary);
+            }
+            token = output.next_token().map(String::from);
+            if older || token.is_none() || out.len() >= max {
+                break;
+            }
+        }
+        out.truncate(max);
+        Ok(out)
     }
 
     /// Per-stage durations of one execution from its action executions; an action still
@@ -390,6 +416,20 @@ impl Diagnostics {
         table: &str,
         environment: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
+        Ok(self
+            .deployments(table, environment)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The environment's deployment records (runbook "Review recent deployments"), newest
+    /// first by `startTime`; at most the first 1,000 the index returns.
+    pub async fn deployments(
+        &self,
+        table: &str,
+        environment: &str,
+    ) -> Result<Vec<DeploymentRecord>, AwsError> {
         let mut pages = self
             .dynamodb
             .query()
@@ -400,25 +440,16 @@ impl Diagnostics {
             .expression_attribute_values(":env", AttributeValue::S(environment.to_string()))
             .into_paginator()
             .send();
-        let mut latest: Option<DeploymentRecord> = None;
-        let mut seen = 0;
+        let mut records = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("dynamodb", "Query", e))?;
-            for item in page.items() {
-                seen += 1;
-                let record = deployment_record(item);
-                if latest
-                    .as_ref()
-                    .is_none_or(|l| record.start_time > l.start_time)
-                {
-                    latest = Some(record);
-                }
-            }
-            if seen >= MAX_DEPLOYMENT_RECORDS {
+            records.extend(page.items().iter().map(deployment_record));
+            if records.len() >= MAX_DEPLOYMENT_RECORDS {
                 break;
             }
         }
-        Ok(latest)
+        records.sort_by_key(|r| std::cmp::Reverse(r.start_time));
+        Ok(records)
     }
 
     /// Runbook "Check alarms": alarms in ALARM whose name starts with `prefix`.
@@ -444,6 +475,24 @@ impl Diagnostics {
             }
         }
         Ok(out)
+    }
+}
+
+fn execution_summary(
+    e: &aws_sdk_codepipeline::types::PipelineExecutionSummary,
+) -> ExecutionSummary {
+    let time = |t: Option<&aws_sdk_codepipeline::primitives::DateTime>| {
+        t.and_then(|t| t.to_millis().ok())
+            .and_then(DateTime::from_timestamp_millis)
+    };
+    ExecutionSummary {
+        id: e.pipeline_execution_id().unwrap_or_default().to_string(),
+        status: e
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        start_time: time(e.start_time()),
+        last_update_time: time(e.last_update_time()),
     }
 }
 

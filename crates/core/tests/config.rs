@@ -4,8 +4,9 @@
 //! never read or change the process environment.
 #![allow(clippy::unwrap_used)]
 
+use chrono::{NaiveTime, Weekday};
 use pipeline_responder_core::config::{
-    self, defaults, Config, ConfigError, Diagnostic, StoreConfig, Until,
+    self, defaults, Config, ConfigError, Diagnostic, DigestConfig, DigestEvery, StoreConfig, Until,
 };
 use pipeline_responder_core::incident::{IncidentType, Severity};
 use std::collections::BTreeMap;
@@ -451,6 +452,7 @@ name = "production"
     assert_eq!(json(&shipped.sources), json(&minimal.sources));
     assert_eq!(json(&shipped.notifiers), json(&minimal.notifiers));
     assert_eq!(json(&shipped.storm), json(&minimal.storm));
+    assert_eq!(json(&shipped.digest), json(&minimal.digest));
     assert_eq!(json(&shipped.remediation), json(&minimal.remediation));
     assert_eq!(json(&shipped.thresholds), json(&minimal.thresholds));
     assert_eq!(json(&shipped.detection), json(&minimal.detection));
@@ -1594,4 +1596,192 @@ health_check = { expect_status_below = 300 }
         config.policy(IncidentType::SecurityScanFailure).diagnostics,
         defaults::policy(IncidentType::SecurityScanFailure).diagnostics
     );
+}
+
+// ----- [digest] ----------------------------------------------------------------------------------
+
+#[test]
+fn digest_defaults_to_mondays_at_nine_utc_over_a_week() {
+    let config = load(&with_base("[[environments]]\nname = \"p\"\n"), &no_env);
+    let digest = &config.digest;
+    assert!(digest.enabled);
+    assert_eq!(digest.every, DigestEvery::Week(Weekday::Mon));
+    assert_eq!(digest.at, NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+    assert_eq!(digest.window_days, 7);
+    assert_eq!(digest.flap_secs, 600);
+    assert_eq!(digest.stale_execution_secs, 7200);
+    assert_eq!(digest.slack_channel, None);
+    assert_eq!(*digest, DigestConfig::default());
+
+    // An empty section is the same; a daily digest looks back one day unless told otherwise.
+    let empty = load(
+        &with_base("[digest]\n[[environments]]\nname = \"p\"\n"),
+        &no_env,
+    );
+    assert_eq!(empty.digest, DigestConfig::default());
+    let daily = load(
+        &with_base("[digest]\nevery = \"day\"\n[[environments]]\nname = \"p\"\n"),
+        &no_env,
+    );
+    assert_eq!(daily.digest.every, DigestEvery::Day);
+    assert_eq!(daily.digest.window_days, 1);
+    assert_eq!(daily.digest.at, NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+}
+
+#[test]
+fn a_full_digest_section_is_taken_as_written() {
+    let config = load(
+        &with_base(
+            r##"
+[digest]
+enabled = false
+every = "week"
+day = "FRI"
+at = "16:30:15"
+window_days = 14
+flap_secs = 120
+stale_execution_secs = 86400
+slack_channel = "#pipeline-health"
+[[environments]]
+name = "p"
+"##,
+        ),
+        &no_env,
+    );
+    assert_eq!(
+        config.digest,
+        DigestConfig {
+            enabled: false,
+            every: DigestEvery::Week(Weekday::Fri),
+            at: NaiveTime::from_hms_opt(16, 30, 15).unwrap(),
+            window_days: 14,
+            flap_secs: 120,
+            stale_execution_secs: 86_400,
+            slack_channel: Some("#pipeline-health".into()),
+        }
+    );
+    // Full and three-letter day names, any case.
+    for (name, day) in [
+        ("sunday", Weekday::Sun),
+        ("Wednesday", Weekday::Wed),
+        ("tue", Weekday::Tue),
+        ("SAT", Weekday::Sat),
+    ] {
+        let config = load(
+            &with_base(&format!(
+                "[digest]\nday = \"{name}\"\nat = \"00:05\"\n[[environments]]\nname = \"p\"\n"
+            )),
+            &no_env,
+        );
+        assert_eq!(config.digest.every, DigestEvery::Week(day), "{name}");
+        assert_eq!(config.digest.at, NaiveTime::from_hms_opt(0, 5, 0).unwrap());
+    }
+}
+
+#[test]
+fn digest_mistakes_name_their_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "every = \"month\"",
+            "digest.every",
+            "use \"week\" or \"day\"",
+        ),
+        ("day = \"funday\"", "digest.day", "monday … sunday"),
+        ("day = \"mo\"", "digest.day", "not a day of the week"),
+        (
+            "every = \"day\"\nday = \"monday\"",
+            "digest.day",
+            "only used by a weekly digest",
+        ),
+        ("at = \"25:00\"", "digest.at", "HH:MM or HH:MM:SS in UTC"),
+        ("at = \"09:60\"", "digest.at", "not a time of day"),
+        ("at = \"23:59:60\"", "digest.at", "not a time of day"),
+        ("at = \"9am\"", "digest.at", "not a time of day"),
+        ("at = \"9:00\"", "digest.at", "not a time of day"),
+        ("at = \"09:00:00.5\"", "digest.at", "not a time of day"),
+        ("window_days = 0", "digest.window_days", "from 1 to 366"),
+        ("window_days = 400", "digest.window_days", "from 1 to 366"),
+        ("flap_secs = 0", "digest.flap_secs", "greater than 0"),
+        (
+            "stale_execution_secs = 0",
+            "digest.stale_execution_secs",
+            "greater than 0",
+        ),
+        (
+            "slack_channel = \"pipeline-health\"",
+            "digest.slack_channel",
+            "#name",
+        ),
+        ("at = 900", "digest.at", "write a quoted string"),
+        ("enabled = \"yes\"", "digest.enabled", "write true or false"),
+        (
+            "every = \"weekly\"",
+            "digest.every",
+            "unknown period \"weekly\"",
+        ),
+        ("hour = 9", "digest.hour", "unknown key"),
+    ];
+    for (body, path, wanted) in cases {
+        let text = with_base(&format!(
+            "[digest]\n{body}\n[[environments]]\nname = \"p\"\n"
+        ));
+        let error = single_error(&text, path);
+        assert!(error.message.contains(wanted), "{path}: {error}");
+    }
+}
+
+#[test]
+fn every_digest_mistake_is_reported_at_once() {
+    let errors = load_errors(
+        &with_base(
+            "[digest]\nevery = \"month\"\nday = \"funday\"\nat = \"25:00\"\nwindow_days = 0\n[[environments]]\nname = \"p\"\n",
+        ),
+        &no_env,
+    );
+    assert_eq!(
+        paths(&errors),
+        [
+            "digest.every",
+            "digest.day",
+            "digest.at",
+            "digest.window_days"
+        ],
+        "{errors:#?}"
+    );
+}
+
+/// The commented `[digest]` block of a shipped file, uncommented (all but `slack_channel`, which
+/// has no default).
+fn uncommented_digest(text: &str) -> String {
+    let mut inside = false;
+    let mut found = false;
+    let lines = text.lines().map(|line| {
+        if line == "# [digest]" {
+            (inside, found) = (true, true);
+        } else if !line.starts_with("# ") {
+            inside = false;
+        }
+        match line.strip_prefix("# ") {
+            Some(rest) if inside && !rest.starts_with("slack_channel") => rest.to_string(),
+            _ => line.to_string(),
+        }
+    });
+    let out = lines.collect::<Vec<_>>().join("\n");
+    assert!(found, "no commented [digest] block");
+    out
+}
+
+#[test]
+fn the_shipped_digest_blocks_show_the_defaults() {
+    let shipped = uncommented_digest(SHIPPED);
+    assert!(
+        shipped.contains("\n[digest]\nenabled = true\n"),
+        "{shipped}"
+    );
+    assert_eq!(
+        load(&shipped, &shipped_env()).digest,
+        DigestConfig::default()
+    );
+    let local = uncommented_digest(LOCAL);
+    assert_eq!(load(&local, &no_env).digest, DigestConfig::default());
 }

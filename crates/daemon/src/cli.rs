@@ -41,6 +41,14 @@ pub enum Command {
     CheckConfig,
     /// Offline dry run of the rules for one event file: prints the decision as JSON. No AWS call.
     Explain(explain::ExplainArgs),
+    /// The runbook's check-pipeline-health: stage states, alarms in ALARM, recent deployments,
+    /// open incidents. Exit 0 when every part was fetched, 1 otherwise.
+    Status(crate::ops_cli::StatusArgs),
+    /// The runbook's deployment summary over the last N days: executions succeeded/failed,
+    /// rollbacks, incidents by type, MTTA and MTTR. Exit 0 when every part was fetched, 1 otherwise.
+    Summary(crate::ops_cli::SummaryArgs),
+    /// Print the weekly digest as the daemon would post it now (see `[digest]` for the schedule).
+    Digest(crate::ops_cli::DigestArgs),
     /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
     Incidents(crate::incidents_cli::IncidentsArgs),
     /// Create the DynamoDB state table named by `store.table`, exactly as
@@ -67,6 +75,24 @@ pub fn run(cli: Cli) -> ExitCode {
                     }
                 }
             }
+            Err(code) => code,
+        },
+        Command::Status(args) => match load(&cli.config) {
+            Ok(config) => one_shot("status", |rt| {
+                rt.block_on(crate::ops_cli::status(&config, &args))
+            }),
+            Err(code) => code,
+        },
+        Command::Summary(args) => match load(&cli.config) {
+            Ok(config) => one_shot("summary", |rt| {
+                rt.block_on(crate::ops_cli::summary(&config, &args))
+            }),
+            Err(code) => code,
+        },
+        Command::Digest(args) => match load(&cli.config) {
+            Ok(config) => one_shot("digest", |rt| {
+                rt.block_on(crate::ops_cli::digest(&config, &args))
+            }),
             Err(code) => code,
         },
         Command::CreateTable => match load(&cli.config) {
@@ -101,6 +127,27 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+/// Runs a one-shot async command: exit 0 when it returns `Ok(true)`, 1 when some part was
+/// unavailable (`Ok(false)`, already printed) or it failed.
+fn one_shot(
+    name: &str,
+    run: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<bool>,
+) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| run(&rt));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

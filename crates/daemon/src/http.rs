@@ -34,6 +34,7 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(show))
+        .route("/api/v1/incidents/{id}/report", get(report))
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/events", post(events))
@@ -172,6 +173,22 @@ async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>
     }
 }
 
+/// The runbook's "Document incident" step: the incident and its timeline as Markdown.
+async fn report(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match api.store.incident(&id).await {
+        Ok(Some((incident, timeline))) => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            pipeline_responder_core::report::incident_report(&incident, &timeline, Utc::now()),
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such incident"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct Actor {
     by: Option<String>,
@@ -196,7 +213,10 @@ async fn ack(
         return r;
     }
     match api.store.acknowledge(&id, &actor(&body), Utc::now()).await {
-        Ok(true) => Json(json!({"acknowledged": id})).into_response(),
+        Ok(true) => {
+            tracing::info!(incident_key = %id, by = %actor(&body), "Incident acknowledged");
+            Json(json!({"acknowledged": id})).into_response()
+        }
         Ok(false) => error(StatusCode::CONFLICT, "no open incident with this id"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
@@ -224,6 +244,7 @@ async fn resolve(
         .await
     {
         Ok(true) => {
+            tracing::info!(incident_key = %id, by = %actor(&body), "Incident resolved by hand");
             api.outbox_wakeup.notify_one();
             Json(json!({"resolved": id})).into_response()
         }

@@ -1,4 +1,4 @@
-//! `incidents list|show|ack|resolve`: the operator's side of the API, against a running daemon.
+//! `incidents list|show|report|ack|resolve`: the operator's side of the API, against a running daemon.
 
 use anyhow::{bail, Context};
 use pipeline_responder_core::config::Config;
@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 #[derive(Debug, clap::Args)]
 pub struct IncidentsArgs {
     /// Base URL of the daemon's API. Default: http://<http.listen> of the configuration.
-    #[arg(long, env = "PIPELINE_RESPONDER_API")]
+    #[arg(long, global = true, env = "PIPELINE_RESPONDER_API")]
     pub api: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -26,6 +26,8 @@ pub enum IncidentsCommand {
     },
     /// Show one incident with its timeline.
     Show { id: String },
+    /// The post-incident report (runbook "Document incident") as Markdown, ready to paste.
+    Report { id: String },
     /// Acknowledge: stops escalation steps that run until acknowledged.
     Ack {
         id: String,
@@ -65,6 +67,40 @@ fn segment(id: &str) -> String {
         .replace('?', "%3F")
 }
 
+/// Every incident the daemon knows (`GET /api/v1/incidents?status=all`), for `status`,
+/// `summary` and `digest`.
+pub async fn fetch_all(
+    config: &Config,
+    api: Option<&str>,
+) -> anyhow::Result<Vec<pipeline_responder_core::record::Incident>> {
+    let base = base_url(config, api);
+    let Some(token) = &config.http.api_token else {
+        bail!("http.api_token is not set; incidents come from the daemon's API, which needs it");
+    };
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/incidents?status=all"))
+        .bearer_auth(token.expose())
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the daemon at {base}; is it running? (--api URL)")
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("the daemon at {base} answered {}", status.as_u16());
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        incidents: Vec<pipeline_responder_core::record::Incident>,
+    }
+    let list: List = response
+        .json()
+        .await
+        .context("the daemon's incident list is unreadable")?;
+    Ok(list.incidents)
+}
+
 pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
     let base = base_url(config, args.api.as_deref());
     let Some(token) = &config.http.api_token else {
@@ -77,6 +113,9 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
         }
         IncidentsCommand::Show { id } => {
             http.get(format!("{base}/api/v1/incidents/{}", segment(id)))
+        }
+        IncidentsCommand::Report { id } => {
+            http.get(format!("{base}/api/v1/incidents/{}/report", segment(id)))
         }
         IncidentsCommand::Ack { id, by } => http
             .post(format!("{base}/api/v1/incidents/{}/ack", segment(id)))
@@ -93,6 +132,20 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
             format!("cannot reach the daemon at {base}; is it running? (--api URL)")
         })?;
     let status = response.status();
+    if status.is_success() {
+        if let IncidentsCommand::Report { .. } = &args.command {
+            let markdown = response.text().await.context("reading the report")?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"report": markdown}))?
+                );
+            } else {
+                print!("{markdown}");
+            }
+            return Ok(());
+        }
+    }
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         bail!(
@@ -107,7 +160,7 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
     }
     match &args.command {
         IncidentsCommand::List { .. } => print_table(&body["incidents"]),
-        IncidentsCommand::Show { .. } => print_incident(&body),
+        IncidentsCommand::Show { .. } | IncidentsCommand::Report { .. } => print_incident(&body),
         IncidentsCommand::Ack { id, .. } => println!("acknowledged {id}"),
         IncidentsCommand::Resolve { id, .. } => println!("resolved {id}"),
     }

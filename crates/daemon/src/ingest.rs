@@ -136,6 +136,26 @@ impl Ingest {
         let decision = rules::evaluate(&self.config, event, &view, now);
         tracing::debug!(event_id = %event.id, kind = event.kind_name(), actions = decision.actions.len(), ignored = ?decision.ignored, "Decided");
         let updates = self.update_notifications(&decision.actions, &view);
+        // What happens to existing incidents, for the log (every line names its incident).
+        let changes: Vec<(String, &'static str, String)> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Resolve { key, reason, .. } => {
+                    Some((key.clone(), "Incident resolved", reason.clone()))
+                }
+                Action::Refine { key, reason, .. } => {
+                    Some((key.clone(), "Incident refined", reason.clone()))
+                }
+                Action::Escalate { key, reason, .. } => {
+                    Some((key.clone(), "Incident escalated", reason.clone()))
+                }
+                Action::Update { key, reason, .. } => {
+                    Some((key.clone(), "Incident updated", reason.clone()))
+                }
+                Action::Open(_) => None,
+            })
+            .collect();
         let opens: Vec<(String, &'static str, &'static str, String)> = decision
             .actions
             .iter()
@@ -183,6 +203,9 @@ impl Ingest {
                     .with_label_values(&[kind, severity, env.as_str()])
                     .inc();
             }
+        }
+        for (key, what, reason) in &changes {
+            tracing::info!(incident_key = %key, event_id = %event.id, reason = %reason, "{what}");
         }
         if let Some(diagnoser) = &self.diagnoser {
             for key in &applied.opened {

@@ -3,14 +3,18 @@
 
 mod cli;
 mod diagnose;
+mod digest;
+mod digest_schedule;
 mod escalate;
 mod explain;
+mod figures;
 mod health;
 mod http;
 mod incidents_cli;
 mod ingest;
 mod metrics;
 mod notify;
+mod ops_cli;
 mod runtime;
 mod slack_interactions;
 mod sources;

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub sqs_messages: IntCounterVec,
     pub pending_deadlines: IntGauge,
     pub store_errors: IntCounterVec,
+    pub digests: IntCounterVec,
     build_info: IntGaugeVec,
 }
 
@@ -124,6 +125,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "pipeline_responder_store_errors_total",
             "Store operations that failed (the input is retried), by operation.",
             &["operation"],
+        ),
+        digests: counter(
+            "pipeline_responder_digests_total",
+            "Weekly digest posts by outcome (posted, failed, skipped: the period was already posted).",
+            &["outcome"],
         ),
         build_info,
     }

@@ -141,6 +141,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             move || escalator.clone().run(stop.clone()),
         ));
     }
+    match (&config.notifiers.slack, config.digest.enabled) {
+        (Some(slack), true) => {
+            let digest = crate::digest::DigestTask {
+                config: Arc::clone(&config),
+                store: store.clone(),
+                aws: Diagnostics::new(&sdk),
+                slack: Slack::new(slack.clone(), http.clone()),
+            };
+            let stop = sources_stop.clone();
+            tracker.spawn(supervise(
+                "digest",
+                sources_stop.clone(),
+                fatal.clone(),
+                move || digest.clone().run(stop.clone()),
+            ));
+        }
+        (None, true) => {
+            tracing::info!("Digest enabled but Slack is not configured; no digest is posted")
+        }
+        _ => {}
+    }
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("http.listen {}: cannot bind", config.http.listen))?;

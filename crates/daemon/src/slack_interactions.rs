@@ -92,12 +92,15 @@ pub async fn interactions(State(api): State<Api>, headers: HeaderMap, body: Stri
             .acknowledge(key, &format!("@{user} (Slack)"), Utc::now())
             .await
         {
-            Ok(true) => acked.push(key.to_string()),
+            Ok(true) => {
+                tracing::info!(incident_key = %key, by = %format!("@{user} (Slack)"), "Incident acknowledged");
+                acked.push(key.to_string());
+            }
             Ok(false) => {}
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         }
     }
-    tracing::info!(acknowledged = ?acked, "Slack interaction handled");
+    tracing::debug!(acknowledged = acked.len(), "Slack interaction handled");
     StatusCode::OK.into_response()
 }
 

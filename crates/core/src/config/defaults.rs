@@ -21,6 +21,19 @@ pub const STORE_PATH: &str = "/var/lib/pipeline-responder/state.db";
 pub const SHUTDOWN_GRACE_SECS: u64 = 25;
 pub const DIAGNOSTIC_TIMEOUT_SECS: u64 = 10;
 
+/// `[digest]`: weekly, Monday 09:00 UTC, over the last 7 days (1 for a daily digest).
+pub const DIGEST_DAY: chrono::Weekday = chrono::Weekday::Mon;
+pub const DIGEST_AT: &str = "09:00";
+pub const DIGEST_WINDOW_DAYS_WEEK: u32 = 7;
+pub const DIGEST_WINDOW_DAYS_DAY: u32 = 1;
+pub const DIGEST_FLAP_SECS: u64 = 600;
+pub const DIGEST_STALE_EXECUTION_SECS: u64 = 7200;
+
+/// [`DIGEST_AT`] as a time of day.
+pub fn digest_at() -> chrono::NaiveTime {
+    chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default()
+}
+
 /// The runbook's three escalation levels.
 pub fn levels() -> Vec<Level> {
     [

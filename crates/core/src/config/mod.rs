@@ -27,6 +27,7 @@ pub struct Config {
     pub notifiers: NotifiersConfig,
     pub escalation: EscalationConfig,
     pub storm: StormConfig,
+    pub digest: DigestConfig,
     pub remediation: RemediationConfig,
     pub thresholds: Thresholds,
     pub detection: Detection,
@@ -144,6 +145,50 @@ pub struct OutageRule {
 pub struct StormConfig {
     pub max_incidents: u64,
     pub window_secs: u64,
+}
+
+/// `[digest]`: when the periodic health summary is posted and what it flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestConfig {
+    /// Whether the digest is posted at all.
+    pub enabled: bool,
+    /// The period: weekly on a day, or daily.
+    pub every: DigestEvery,
+    /// Time of day of the post, in UTC.
+    pub at: chrono::NaiveTime,
+    /// How many days back the digest looks.
+    pub window_days: u32,
+    /// An alarm incident resolved automatically within this time counts as flapping.
+    pub flap_secs: u64,
+    /// An execution running longer than this is listed as stuck or very old.
+    pub stale_execution_secs: u64,
+    /// Channel of the digest; `None` = each environment's own Slack channel.
+    pub slack_channel: Option<String>,
+}
+
+impl Default for DigestConfig {
+    /// The digest of a configuration without `[digest]`: Mondays 09:00 UTC over 7 days.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every: DigestEvery::Week(defaults::DIGEST_DAY),
+            at: defaults::digest_at(),
+            window_days: defaults::DIGEST_WINDOW_DAYS_WEEK,
+            flap_secs: defaults::DIGEST_FLAP_SECS,
+            stale_execution_secs: defaults::DIGEST_STALE_EXECUTION_SECS,
+            slack_channel: None,
+        }
+    }
+}
+
+/// How often the digest is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestEvery {
+    /// Once a week, on this day.
+    Week(chrono::Weekday),
+    /// Every day.
+    Day,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub notifiers: Option<RawNotifiers>,
     pub escalation: Option<RawEscalation>,
     pub storm: Option<RawStorm>,
+    pub digest: Option<RawDigest>,
     pub remediation: Option<RawRemediation>,
     pub thresholds: Option<RawThresholds>,
     pub detection: Option<RawDetection>,
@@ -207,6 +208,30 @@ pub struct RawStorm {
     pub max_incidents: Option<u64>,
     /// Default 60.
     pub window_secs: Option<u64>,
+}
+
+/// `[digest]`: the weekly (or daily) summary of the pipelines' health: failures, flapping
+/// alarms, slow or stuck executions. Posted once per period across replicas and restarts.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDigest {
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// How often: `week` or `day`. Default `week`.
+    pub every: Option<String>,
+    /// Day of a weekly digest: `monday` … `sunday` (or `mon` … `sun`), any case. Default
+    /// `monday`. Only with `every = "week"`.
+    pub day: Option<String>,
+    /// Time of day in UTC, `HH:MM` or `HH:MM:SS`. Default `09:00`.
+    pub at: Option<String>,
+    /// Days the digest looks back over. Default 7 for `week`, 1 for `day`.
+    pub window_days: Option<u64>,
+    /// An alarm incident resolved automatically within this many seconds counts as flapping.
+    /// Default 600.
+    pub flap_secs: Option<u64>,
+    /// An execution running longer than this is listed as stuck or very old. Default 7200.
+    pub stale_execution_secs: Option<u64>,
+    /// Channel of the digest. Default: each environment's own Slack channel.
+    pub slack_channel: Option<String>,
 }
 
 /// `[remediation]`: automatic actions; off unless enabled, never in dry-run.

@@ -59,6 +59,7 @@ impl<'a> Resolver<'a> {
         let notifiers = self.notifiers(raw.notifiers.unwrap_or_default());
         let escalation = self.escalation(raw.escalation.unwrap_or_default());
         let storm = self.storm(raw.storm.unwrap_or_default());
+        let digest = self.digest(raw.digest.unwrap_or_default());
         let remediation = self.remediation(raw.remediation.unwrap_or_default());
         let thresholds = self.thresholds(raw.thresholds.unwrap_or_default(), &escalation);
         let detection = self.detection(raw.detection.unwrap_or_default());
@@ -78,6 +79,7 @@ impl<'a> Resolver<'a> {
             notifiers,
             escalation,
             storm,
+            digest,
             remediation,
             thresholds,
             detection,
@@ -585,6 +587,80 @@ impl<'a> Resolver<'a> {
         StormConfig {
             max_incidents: self.positive("storm.max_incidents", raw.max_incidents, 5),
             window_secs: self.positive("storm.window_secs", raw.window_secs, 60),
+        }
+    }
+
+    fn digest(&mut self, raw: RawDigest) -> DigestConfig {
+        let weekly = match raw.every.as_deref() {
+            None | Some("week") => true,
+            Some("day") => false,
+            Some(other) => {
+                self.error(
+                    "digest.every",
+                    format!("unknown period {other:?}; use \"week\" or \"day\""),
+                );
+                true
+            }
+        };
+        let day = match &raw.day {
+            None => defaults::DIGEST_DAY,
+            Some(name) => {
+                if !weekly {
+                    self.error(
+                        "digest.day",
+                        "is only used by a weekly digest; remove it or set every = \"week\"",
+                    );
+                }
+                weekday(name).unwrap_or_else(|| {
+                    self.error(
+                        "digest.day",
+                        format!("{name:?} is not a day of the week; write monday … sunday (or mon … sun)"),
+                    );
+                    defaults::DIGEST_DAY
+                })
+            }
+        };
+        let at = match &raw.at {
+            None => defaults::digest_at(),
+            Some(text) => time_of_day(text).unwrap_or_else(|| {
+                self.error(
+                    "digest.at",
+                    format!("{text:?} is not a time of day; write HH:MM or HH:MM:SS in UTC, e.g. \"{}\"", defaults::DIGEST_AT),
+                );
+                defaults::digest_at()
+            }),
+        };
+        let (every, window_default) = if weekly {
+            (DigestEvery::Week(day), defaults::DIGEST_WINDOW_DAYS_WEEK)
+        } else {
+            (DigestEvery::Day, defaults::DIGEST_WINDOW_DAYS_DAY)
+        };
+        let window_days = self.in_range(
+            "digest.window_days",
+            raw.window_days,
+            u64::from(window_default),
+            1,
+            366,
+        );
+        let slack_channel = raw.slack_channel.inspect(|channel| {
+            self.check_channel("digest.slack_channel", channel);
+        });
+        DigestConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            every,
+            at,
+            window_days: u32::try_from(window_days).unwrap_or(window_default),
+            flap_secs: self.positive(
+                "digest.flap_secs",
+                raw.flap_secs,
+                defaults::DIGEST_FLAP_SECS,
+            ),
+            stale_execution_secs: self.positive(
+                "digest.stale_execution_secs",
+                raw.stale_execution_secs,
+                defaults::DIGEST_STALE_EXECUTION_SECS,
+            ),
+            slack_channel,
         }
     }
 
@@ -1317,6 +1393,38 @@ fn update_search(d: Diagnostic, raw: &RawLogSearch) -> Diagnostic {
         Diagnostic::RollbackLog(s) => Diagnostic::RollbackLog(apply(s)),
         other => other,
     }
+}
+
+/// `monday` … `sunday` or `mon` … `sun`, any case.
+fn weekday(name: &str) -> Option<chrono::Weekday> {
+    use chrono::Weekday::*;
+    let name = name.to_ascii_lowercase();
+    [
+        ("monday", Mon),
+        ("tuesday", Tue),
+        ("wednesday", Wed),
+        ("thursday", Thu),
+        ("friday", Fri),
+        ("saturday", Sat),
+        ("sunday", Sun),
+    ]
+    .into_iter()
+    .find(|(full, _)| name == *full || name == full[..3])
+    .map(|(_, day)| day)
+}
+
+/// `HH:MM` or `HH:MM:SS` (24-hour, two digits each; no leap second).
+fn time_of_day(text: &str) -> Option<chrono::NaiveTime> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts
+            .iter()
+            .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let number = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<u32>().ok());
+    chrono::NaiveTime::from_hms_opt(number(0)?, number(1)?, number(2)?)
 }
 
 fn type_names() -> String {

@@ -13,6 +13,7 @@
 //! | processed event | `EVT#<id>`        | `#EVT`          | — (`expires_at` for TTL)                   |
 //! | processed trans.| `TR#<transition>` | `#TR`           | — (`expires_at` for TTL)                   |
 //! | silence         | `SILENCE`         | `<id>`          | —                                         |
+//! | one-off claim   | `ONCE#<key>`      | `#ONCE`         | — (`expires_at` for TTL)                   |
 //!
 //! Who does what is decided by conditional writes, never by a lock service:
 //! * an input's whole effect is one `TransactWriteItems`: a new incident is `attribute_not_exists`
@@ -21,7 +22,8 @@
 //!   (a duplicate cancels the whole transaction: nothing is written twice);
 //! * a deadline is claimed `pending → fired/skipped` with this replica as `owner`, in the same
 //!   transaction as the escalation it queues, conditioned on the incident's `version`;
-//! * an outbox item is leased (`lease_owner`, `lease_until`) before it is sent.
+//! * an outbox item is leased (`lease_owner`, `lease_until`) before it is sent;
+//! * a one-off job (e.g. one period's digest) is claimed by an `attribute_not_exists` put.
 //!
 //! Pending deadlines and notifications are found by querying the sparse index, not by scanning:
 //! an item leaves the index when it stops being pending.
@@ -1132,6 +1134,37 @@ impl Backend for DynamoStore {
         ];
         self.transact(writes).await?;
         Ok(())
+    }
+
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool> {
+        let mut item = Self::key(format!("ONCE#{key}"), "#ONCE");
+        item.insert("owner".into(), s(self.owner.clone()));
+        item.insert("claimed_at".into(), n(now.timestamp_millis()));
+        item.insert(
+            "expires_at".into(),
+            n(plan::claim_expires(now, keep_days).timestamp()),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // A lapsed claim lingers until the TTL sweep removes it (up to days): it is gone
+            // already, as in the embedded store.
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk("PutItem", e)),
+        }
     }
 
     async fn thread(&self, key: &str) -> Result<Option<(String, String)>> {

@@ -1,5 +1,5 @@
 //! The embedded store: incidents with their timeline, processed event ids, escalation deadlines,
-//! and the notification outbox, in one SQLite file.
+//! the notification outbox, and one-off job claims, in one SQLite file.
 //!
 //! Why SQLite (rusqlite, bundled): one file on the task's volume, ACID transactions with WAL and
 //! `synchronous = FULL` (a commit survives kill -9 and power loss), and operators can inspect it
@@ -264,6 +264,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The Slack thread (channel, ts) of an incident's first bot post, if any.
     async fn thread(&self, key: &str) -> Result<Option<(String, String)>>;
+
+    /// Claims a one-off job (e.g. the digest of one period) for this process: true for exactly one
+    /// caller across processes and restarts; false when it was claimed before. The claim is kept
+    /// for `keep_days` (then it may be forgotten).
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool>;
 }
 
 /// The daemon's handle on its store. Cheap to clone; all clones share one backend.

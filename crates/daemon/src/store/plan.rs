@@ -20,6 +20,13 @@ use std::collections::HashMap;
 /// 10 s), short enough that a post held by a replica that died goes out soon after.
 pub const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
+/// Until when a one-off claim made at `now` is kept (see `Backend::claim_once`): `keep_days`
+/// later, at least one day, so that a claim never lapses before the job it guards is over. Both
+/// stores treat a claim whose time has passed as gone, whether or not it was cleaned up yet.
+pub fn claim_expires(now: DateTime<Utc>, keep_days: u32) -> DateTime<Utc> {
+    now + chrono::TimeDelta::days(i64::from(keep_days.max(1)))
+}
+
 /// A notification to put in the outbox, not to be sent before `due`.
 #[derive(Debug, Clone)]
 pub struct Queued {

@@ -3,7 +3,7 @@
 use super::Result;
 use rusqlite::Connection;
 
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 pub(super) fn prepare(conn: &Connection) -> Result<()> {
     // WAL keeps readers off the writer's back; FULL makes every commit durable (fsync).
@@ -12,7 +12,11 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < VERSION {
+    if version >= VERSION {
+        return Ok(());
+    }
+    // Each step brings one layout version to the next, in order.
+    if version < 1 {
         conn.execute_batch(
             "BEGIN;
              CREATE TABLE IF NOT EXISTS incidents (
@@ -90,6 +94,20 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
              ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
              ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
              PRAGMA user_version = 3;
+             COMMIT;",
+        )?;
+    }
+    if version < 4 {
+        // One-off job claims (see `claim_once`): a row per claimed key until `expires_at`.
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS claims (
+                 key TEXT PRIMARY KEY,
+                 owner TEXT NOT NULL,
+                 claimed_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL
+             );
+             PRAGMA user_version = 4;
              COMMIT;",
         )?;
     }

@@ -6,7 +6,7 @@
 //! timeline, its deadlines, the notifications to send, and the event id marked processed — is
 //! written in ONE transaction, so a crash leaves either all of it or none of it (the SQS message
 //! is then redelivered and handled again). One process owns the file, so claims (outbox leases,
-//! deadline claims) are plain state changes inside those transactions.
+//! deadline claims, one-off job claims) are plain state changes inside those transactions.
 
 use super::plan::{self, Changes};
 use super::schema;
@@ -554,6 +554,31 @@ impl Backend for SqliteStore {
             timeline(&tx, &key, &entry)?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool> {
+        let (key, owner) = (key.to_string(), self.owner.clone());
+        let expires_at = plan::claim_expires(now, keep_days);
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            // A lapsed claim is forgotten (the table stays as small as the claims kept).
+            tx.execute(
+                "DELETE FROM claims WHERE expires_at <= ?1",
+                params![now.timestamp_millis()],
+            )?;
+            let claimed = tx.execute(
+                "INSERT OR IGNORE INTO claims (key, owner, claimed_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    key,
+                    owner,
+                    now.timestamp_millis(),
+                    expires_at.timestamp_millis()
+                ],
+            )? > 0;
+            tx.commit()?;
+            Ok(claimed)
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The store conformance suite: every test runs against the embedded store and the DynamoDB
 //! store (moto). One transaction per input, conditional opens (also racing between replicas),
-//! durability across processes, the outbox's order, leases and retry bookkeeping, silences.
+//! durability across processes, the outbox's order, leases and retry bookkeeping, silences,
+//! one-off job claims.
 #![allow(clippy::unwrap_used)]
 
 use super::testing::{conformance, Subject};
@@ -82,6 +83,8 @@ conformance!(
     a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread,
     storm_bookkeeping_summarizes_and_defers,
     silences_cover_matching_incidents_until_they_end,
+    a_one_off_job_is_claimed_once_until_its_claim_lapses,
+    racing_processes_claim_a_one_off_job_once,
 );
 
 const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
@@ -466,4 +469,85 @@ async fn silences_cover_matching_incidents_until_they_end(s: Subject) {
     assert!(timeline
         .iter()
         .any(|t| t.text.contains(&format!("silence {other}"))));
+}
+
+const DIGEST: &str = "digest/2026-01-26T09:00:00Z";
+
+async fn a_one_off_job_is_claimed_once_until_its_claim_lapses(s: Subject) {
+    let store = &s.store;
+    assert!(store.claim_once(DIGEST, at(1), 14).await.unwrap());
+    assert!(
+        !store.claim_once(DIGEST, at(2), 14).await.unwrap(),
+        "claimed before"
+    );
+    assert!(
+        store
+            .claim_once("digest/2026-02-02T09:00:00Z", at(2), 14)
+            .await
+            .unwrap(),
+        "another key is another job"
+    );
+    // Kept across a restart (or by another replica) for the whole `keep_days`...
+    let other = s.another_process("restarted");
+    let almost = at(1) + chrono::Duration::days(14) - chrono::Duration::minutes(1);
+    assert!(!other.claim_once(DIGEST, at(3), 14).await.unwrap());
+    assert!(!other.claim_once(DIGEST, almost, 14).await.unwrap());
+    // ...then forgotten.
+    let lapsed = at(1) + chrono::Duration::days(14) + chrono::Duration::minutes(1);
+    assert!(other.claim_once(DIGEST, lapsed, 14).await.unwrap());
+    assert!(!store.claim_once(DIGEST, lapsed, 14).await.unwrap());
+    // `keep_days = 0` still keeps a claim for a day: never shorter than the job it guards.
+    assert!(store.claim_once("once/zero", at(1), 0).await.unwrap());
+    assert!(!store
+        .claim_once("once/zero", at(1) + chrono::Duration::hours(23), 0)
+        .await
+        .unwrap());
+}
+
+/// Two processes, eight concurrent claims of one period's digest: exactly one wins.
+async fn racing_processes_claim_a_one_off_job_once(s: Subject) {
+    let stores = [s.store.clone(), s.another_process("replica-b")];
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let store = stores[n % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim_once(DIGEST, at(1), 14).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1, "exactly one claim wins");
+    assert!(!s.store.claim_once(DIGEST, at(2), 14).await.unwrap());
+}
+
+/// A file written before one-off claims existed (layout version 3) gains their table on open,
+/// and keeps what it held.
+#[tokio::test]
+async fn an_embedded_file_of_layout_3_is_migrated() {
+    let dir = std::env::temp_dir().join(format!("pr-store-{}-layout-3", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let store = Store::open(&path).unwrap();
+    decide_and_apply(&store, &failed("production", "e1", 1), at(1)).await;
+    drop(store);
+    let downgrade = rusqlite::Connection::open(&path).unwrap();
+    downgrade
+        .execute_batch("DROP TABLE claims; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(downgrade);
+
+    let reopened = Store::open(&path).unwrap();
+    assert!(reopened.claim_once(DIGEST, at(2), 14).await.unwrap());
+    assert!(!reopened.claim_once(DIGEST, at(3), 14).await.unwrap());
+    assert_eq!(reopened.incidents(false).await.unwrap().len(), 1);
+    assert_eq!(reopened.outbox_pending(10).await.unwrap().len(), 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let _ = std::fs::remove_dir_all(&dir);
 }
