@@ -6,7 +6,7 @@ use std::sync::Mutex;
 /// How the SQS consumer's last receive went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceState {
-    /// Configured, not polled yet.
+    /// Configured, first receive not answered yet.
     Starting,
     Running,
     /// The last receive failed with this error.
@@ -42,8 +42,9 @@ impl Health {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match state {
-            SourceState::Running => None,
-            SourceState::Starting => Some("sqs: the consumer has not received yet".into()),
+            // Started and no failure seen: the first long poll may take `wait_time_secs` to
+            // answer on an empty queue, and a broken queue or credentials fail within seconds.
+            SourceState::Running | SourceState::Starting => None,
             SourceState::Failing(e) => Some(format!("sqs: receive failing: {e}")),
         }
     }

@@ -643,6 +643,58 @@ async fn main() {
     let rss_idle = rss_kib(pid);
     printer.flush(&slack, &moto, &printed).await;
 
+    say("6. Operability: readiness, metrics, the runbook's health check and the incident report");
+    let addr = std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains("HTTP listening"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["addr"].as_str().map(String::from))
+        .unwrap_or_default();
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+        println!("  GET /readyz → {} {}", r.status().as_u16(), r.text().await.unwrap_or_default());
+    }
+    if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
+        let text = r.text().await.unwrap_or_default();
+        for line in text.lines().filter(|l| {
+            !l.starts_with('#')
+                && (l.starts_with("pipeline_responder_incidents_opened_total")
+                    || l.starts_with("pipeline_responder_notifications_total")
+                    || l.starts_with("pipeline_responder_event_to_first_notification_seconds_count")
+                    || l.starts_with("pipeline_responder_event_to_first_notification_seconds_sum"))
+        }) {
+            println!("  │ {line}");
+        }
+    }
+    let cli = |cmd: &[&str]| {
+        std::process::Command::new(&args.daemon)
+            .args(["--config", args.config.to_str().unwrap()])
+            .args(cmd)
+            .args(["--api", &base])
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ENDPOINT_URL_CODEPIPELINE", codepipeline.endpoint())
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "demo")
+            .env("AWS_SECRET_ACCESS_KEY", "demo")
+            .env("AWS_REGION", "us-east-1")
+            .env("PIPELINE_RESPONDER_QUEUE_URL", &queue)
+            .env("SLACK_WEBHOOK_URL", slack.webhook_url())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    };
+    println!("  $ pipeline-responder status --env production");
+    for line in cli(&["status", "--env", "production"]).lines() {
+        println!("  │ {line}");
+    }
+    let key = format!("pipeline_execution_failure/kiro-pipeline-production/{exec}");
+    println!("  $ pipeline-responder incidents report {key}   (first 14 lines)");
+    for line in cli(&["incidents", "report", &key]).lines().take(14) {
+        println!("  │ {line}");
+    }
+
     say("Stopping the daemon (SIGTERM)");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
