@@ -654,7 +654,11 @@ async fn main() {
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-        println!("  GET /readyz → {} {}", r.status().as_u16(), r.text().await.unwrap_or_default());
+        println!(
+            "  GET /readyz → {} {}",
+            r.status().as_u16(),
+            r.text().await.unwrap_or_default()
+        );
     }
     if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
         let text = r.text().await.unwrap_or_default();
@@ -662,7 +666,9 @@ async fn main() {
             !l.starts_with('#')
                 && (l.starts_with("pipeline_responder_incidents_opened_total")
                     || l.starts_with("pipeline_responder_notifications_total")
-                    || l.starts_with("pipeline_responder_event_to_first_notification_seconds_count")
+                    || l.starts_with(
+                        "pipeline_responder_event_to_first_notification_seconds_count",
+                    )
                     || l.starts_with("pipeline_responder_event_to_first_notification_seconds_sum"))
         }) {
             println!("  │ {line}");
