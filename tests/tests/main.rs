@@ -1,6 +1,7 @@
 //! End-to-end tests (one binary, modules per area).
 
 mod daemon;
+mod deploy_image;
 mod fakes;
 mod operability;
 mod replicas;

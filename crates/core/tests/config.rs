@@ -1785,3 +1785,32 @@ fn the_shipped_digest_blocks_show_the_defaults() {
     let local = uncommented_digest(LOCAL);
     assert_eq!(load(&local, &no_env).digest, DigestConfig::default());
 }
+
+#[test]
+fn the_shipped_config_switches_to_the_dynamodb_store_by_environment() {
+    // The deploy kit's task definition sets these two; without them it is the embedded store.
+    let embedded = load(SHIPPED, &shipped_env());
+    assert!(matches!(embedded.store, StoreConfig::Embedded { .. }));
+    let mut vars = SHIPPED_VARS.to_vec();
+    vars.push(("PIPELINE_RESPONDER_STORE", "dynamodb"));
+    vars.push(("PIPELINE_RESPONDER_TABLE", "kiro-pipeline-responder-state"));
+    let dynamodb = load(SHIPPED, &env_of(&vars));
+    assert!(
+        matches!(dynamodb.store, StoreConfig::Dynamodb { ref table } if table == "kiro-pipeline-responder-state")
+    );
+    // The kind without the table is a mistake named at the table.
+    let mut vars = SHIPPED_VARS.to_vec();
+    vars.push(("PIPELINE_RESPONDER_STORE", "dynamodb"));
+    let errors = load_errors(SHIPPED, &env_of(&vars));
+    assert_eq!(paths(&errors), ["store.table"]);
+    assert!(
+        errors[0].message.contains("is empty"),
+        "{}",
+        errors[0].message
+    );
+    // A kind that is neither names the choices.
+    let mut vars = SHIPPED_VARS.to_vec();
+    vars.push(("PIPELINE_RESPONDER_STORE", "dynamo"));
+    let errors = load_errors(SHIPPED, &env_of(&vars));
+    assert_eq!(paths(&errors), ["store.kind"]);
+}

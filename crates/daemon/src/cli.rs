@@ -51,6 +51,16 @@ pub enum Command {
     Digest(crate::ops_cli::DigestArgs),
     /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
     Incidents(crate::incidents_cli::IncidentsArgs),
+    /// Container health check: GET the URL (default the liveness endpoint on the default
+    /// port); exit 0 on a 2xx answer within the timeout, 1 otherwise. Needs no configuration and
+    /// no shell or curl in the image.
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Create the DynamoDB state table named by `store.table`, exactly as
     /// deploy/dynamodb/state-table.json describes it (for local emulators and first setups;
     /// production tables come from the deploy kit).
@@ -95,6 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }),
             Err(code) => code,
         },
+        Command::Probe { url, timeout_secs } => probe(&url, timeout_secs),
         Command::CreateTable => match load(&cli.config) {
             Ok(config) => create_table(&config),
             Err(code) => code,
@@ -146,6 +157,34 @@ fn one_shot(
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(url: &str, timeout_secs: u64) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(timeout_secs.max(1)))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+                Ok(response.status())
+            })
+        });
+    match outcome {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("probe: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("probe: {url}: {e}");
             ExitCode::FAILURE
         }
     }

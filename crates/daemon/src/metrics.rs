@@ -140,12 +140,48 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
-/// Sets the build info gauge.
-pub fn init(store_kind: &str) {
-    metrics()
-        .build_info
+/// Sets the build info gauge and creates the series that alerts and dashboards watch at 0, so
+/// `rate()` and `increase()` see them before their first event (an absent series never fires).
+pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) {
+    let m = metrics();
+    m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION"), store_kind])
         .set(1);
+    let mut channels = Vec::new();
+    if config.notifiers.slack.is_some() {
+        channels.push("slack");
+    }
+    if config.notifiers.sns_enabled {
+        channels.push("sns");
+    }
+    for channel in channels {
+        for outcome in ["sent", "failed", "given_up", "silenced", "summarized"] {
+            m.notifications.with_label_values(&[channel, outcome]);
+        }
+    }
+    if config.sources.sqs.is_some() {
+        for outcome in [
+            "stored",
+            "duplicate",
+            "ignored",
+            "rejected",
+            "store_failed",
+            "deleted",
+        ] {
+            m.sqs_messages.with_label_values(&[outcome]);
+        }
+    }
+    for level in config.escalation.levels.iter().skip(1) {
+        m.escalations.with_label_values(&[&level.id, "escalation"]);
+    }
+    for operation in ["apply", "scrape"] {
+        m.store_errors.with_label_values(&[operation]);
+    }
+    for outcome in ["posted", "failed", "skipped"] {
+        m.digests.with_label_values(&[outcome]);
+    }
+    m.first_notification_latency.get_sample_count();
+    pipeline_responder_aws::metrics::register();
 }
 
 /// Refreshes the store-backed gauges and renders every registered metric in the text format.

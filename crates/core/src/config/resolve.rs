@@ -317,7 +317,13 @@ impl<'a> Resolver<'a> {
     }
 
     fn store(&mut self, raw: RawStore) -> StoreConfig {
-        match raw.kind.as_deref().unwrap_or("embedded") {
+        // `${VAR}` allowed, so one shipped file serves one task (embedded) and a replicated
+        // service (dynamodb, set by the deploy kit's task definition).
+        let kind = match &raw.kind {
+            Some(k) => self.expand("store.kind", k),
+            None => "embedded".to_string(),
+        };
+        match kind.as_str() {
             "embedded" => {
                 let path = raw.path.unwrap_or_else(|| defaults::STORE_PATH.into());
                 let path = self.expand("store.path", &path);
@@ -331,7 +337,17 @@ impl<'a> Resolver<'a> {
             }
             "dynamodb" => {
                 let table = match raw.table {
-                    Some(t) => self.expand("store.table", &t),
+                    Some(t) => {
+                        let reported = self.errors.len();
+                        let table = self.expand("store.table", &t);
+                        if table.trim().is_empty() && self.errors.len() == reported {
+                            self.error(
+                                "store.table",
+                                "is empty; name the state table (in ECS: the PIPELINE_RESPONDER_TABLE the stack sets)",
+                            );
+                        }
+                        table
+                    }
                     None => {
                         self.error("store.table", "required when store.kind = \"dynamodb\"; set the state table created by deploy/");
                         String::new()
