@@ -196,8 +196,13 @@ escalation = [
         1.0
     );
     assert_eq!(m("pipeline_responder_escalations_total", &[]), 1.0);
-    // The L3 timer is still waiting.
+    // The L3 timer is still waiting; none is late (the engine fired L2 on time).
     assert!(m("pipeline_responder_pending_deadlines", &[]) >= 1.0);
+    assert_eq!(m("pipeline_responder_overdue_deadlines", &[]), 0.0);
+    assert_eq!(
+        m("pipeline_responder_oldest_overdue_deadline_seconds", &[]),
+        0.0
+    );
     let slack_posts = slack.accepted().len() as f64;
     assert_eq!(
         m(

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub first_notification_latency: Histogram,
     pub sqs_messages: IntCounterVec,
     pub pending_deadlines: IntGauge,
+    pub overdue_deadlines: IntGauge,
+    pub oldest_overdue_deadline: prometheus::Gauge,
     pub store_errors: IntCounterVec,
     pub digests: IntCounterVec,
     build_info: IntGaugeVec,
@@ -67,6 +69,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .expect("valid metric");
     let _ = prometheus::register(Box::new(pending_deadlines.clone()));
+    let overdue_deadlines = IntGauge::new(
+        "pipeline_responder_overdue_deadlines",
+        "Timers more than 60 s past their time and still not fired (the escalation engine is behind or failing).",
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(overdue_deadlines.clone()));
+    let oldest_overdue_deadline = prometheus::Gauge::new(
+        "pipeline_responder_oldest_overdue_deadline_seconds",
+        "How far past its time the oldest unfired timer is (0 when none is due).",
+    )
+    .expect("valid metric");
+    let _ = prometheus::register(Box::new(oldest_overdue_deadline.clone()));
     let build_info = IntGaugeVec::new(
         Opts::new(
             "pipeline_responder_build_info",
@@ -121,6 +135,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["outcome"],
         ),
         pending_deadlines,
+        overdue_deadlines,
+        oldest_overdue_deadline,
         store_errors: counter(
             "pipeline_responder_store_errors_total",
             "Store operations that failed (the input is retried), by operation.",
@@ -134,6 +150,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         build_info,
     }
 });
+
+/// A due timer is overdue when it is this late (the engine ticks at least every 5 s).
+const OVERDUE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+/// Most due timers read per scrape.
+const OVERDUE_SCAN: usize = 1_000;
 
 /// The metrics (registered on first use).
 pub fn metrics() -> &'static Metrics {
@@ -213,6 +234,27 @@ pub async fn render(store: &Store, environments: &[String]) -> String {
         Err(e) => {
             m.store_errors.with_label_values(&["scrape"]).inc();
             tracing::warn!(error = %e, "Metrics: cannot count pending deadlines");
+        }
+    }
+    let now = chrono::Utc::now();
+    match store.due_deadlines(now, OVERDUE_SCAN).await {
+        Ok(due) => {
+            let late: Vec<_> = due
+                .iter()
+                .filter(|d| now - d.deadline.at > OVERDUE_AFTER)
+                .collect();
+            m.overdue_deadlines.set(late.len() as i64);
+            let oldest = due
+                .iter()
+                .map(|d| (now - d.deadline.at).num_milliseconds())
+                .max()
+                .unwrap_or(0)
+                .max(0);
+            m.oldest_overdue_deadline.set(oldest as f64 / 1000.0);
+        }
+        Err(e) => {
+            m.store_errors.with_label_values(&["scrape"]).inc();
+            tracing::warn!(error = %e, "Metrics: cannot read due deadlines");
         }
     }
     let mut out = Vec::new();
