@@ -2,6 +2,7 @@
 
 mod daemon;
 mod deploy_image;
+mod deploy_observability;
 mod fakes;
 mod operability;
 mod replicas;

@@ -139,7 +139,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         oldest_overdue_deadline,
         store_errors: counter(
             "pipeline_responder_store_errors_total",
-            "Store operations that failed (the input is retried), by operation.",
+            "Store operations that failed and are retried, by operation (apply: an input; deadlines: the escalation engine; outbox: reading posts to send; scrape: these gauges).",
             &["operation"],
         ),
         digests: counter(
@@ -195,7 +195,7 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     for level in config.escalation.levels.iter().skip(1) {
         m.escalations.with_label_values(&[&level.id, "escalation"]);
     }
-    for operation in ["apply", "scrape"] {
+    for operation in ["apply", "deadlines", "outbox", "scrape"] {
         m.store_errors.with_label_values(&[operation]);
     }
     for outcome in ["posted", "failed", "skipped"] {

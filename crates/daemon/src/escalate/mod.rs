@@ -54,6 +54,10 @@ impl Escalator {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "Deadlines unreadable");
+                crate::metrics::metrics()
+                    .store_errors
+                    .with_label_values(&["deadlines"])
+                    .inc();
                 return 0;
             }
         };
@@ -84,7 +88,11 @@ impl Escalator {
                     tracing::debug!(incident_key = %key, level = %level, "Deadline no longer applies")
                 }
                 Err(e) => {
-                    tracing::error!(incident_key = %key, error = %e, "Deadline not fired; retried next tick")
+                    tracing::error!(incident_key = %key, error = %e, "Deadline not fired; retried next tick");
+                    crate::metrics::metrics()
+                        .store_errors
+                        .with_label_values(&["deadlines"])
+                        .inc();
                 }
             }
         }

@@ -57,6 +57,7 @@ impl OutboxWorker {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(error = %e, "Outbox unreadable");
+                metrics().store_errors.with_label_values(&["outbox"]).inc();
                 return 0;
             }
         };
