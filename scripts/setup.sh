@@ -42,4 +42,22 @@ if ! "$TOOLS/bin/promtool" --version >/dev/null 2>&1; then
 fi
 "$TOOLS/bin/promtool" --version >/dev/null
 
+# cfn-lint (PyPI) and cfn-guard (crates.io) check deploy/cloudformation/ in the tests. cfn-lint goes
+# into the same venv; cfn-guard is built once (minutes) into $TOOLS with its own target dir, so it
+# neither waits on nor disturbs the project's build.
+CFN_LINT_VERSION="1.58.0"
+CFN_GUARD_VERSION="3.2.1"
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('cfn-lint') != '$CFN_LINT_VERSION')" 2>/dev/null; then
+  echo "setup: installing cfn-lint==$CFN_LINT_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+fi
+"$VENV/bin/cfn-lint" --version >/dev/null
+if [ "$("$TOOLS/bin/cfn-guard" --version 2>/dev/null || true)" != "cfn-guard $CFN_GUARD_VERSION" ]; then
+  echo "setup: building cfn-guard $CFN_GUARD_VERSION into $TOOLS (takes a few minutes, once)"
+  CARGO_TARGET_DIR="$TOOLS/build" cargo install cfn-guard --version "$CFN_GUARD_VERSION" \
+    --locked --force --root "$TOOLS"
+  rm -rf "$TOOLS/build"
+fi
+"$TOOLS/bin/cfn-guard" --version >/dev/null
+
 echo "setup: ok ($(cargo --version); moto $MOTO_VERSION in $VENV)"

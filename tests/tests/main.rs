@@ -3,6 +3,7 @@
 mod daemon;
 mod deploy_image;
 mod deploy_observability;
+mod deploy_stack;
 mod fakes;
 mod operability;
 mod replicas;
