@@ -9,3 +9,4 @@ mod operability;
 mod replicas;
 mod runbook;
 mod support;
+mod watcher_economy;

@@ -173,6 +173,9 @@ pub struct Setup<'a> {
     pub slack_extra: &'a str,
     /// The `[store]` section's body; empty: the embedded store in the daemon's directory.
     pub store: &'a str,
+    /// Appended to `[sources.watcher]` (after `interval_secs = 10`, `jitter_secs = 0`; a key
+    /// given here again replaces those: write the whole override, e.g. `interval_secs = 2`).
+    pub watcher_extra: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -184,6 +187,7 @@ impl Default for Setup<'_> {
             environments: ENVIRONMENTS,
             slack_extra: "",
             store: "",
+            watcher_extra: "",
         }
     }
 }
@@ -332,6 +336,7 @@ fn write_config(queue_url: &str, dir: &std::path::Path, setup: &Setup<'_>) {
         environments,
         slack_extra,
         store,
+        watcher_extra,
         ..
     } = *setup;
     std::fs::create_dir_all(dir).unwrap();
@@ -340,6 +345,19 @@ fn write_config(queue_url: &str, dir: &std::path::Path, setup: &Setup<'_>) {
     } else {
         store.to_string()
     };
+    // A key given twice is a TOML error: the test's override replaces the default line.
+    let mut watcher_settings: Vec<String> = ["interval_secs = 10", "jitter_secs = 0"]
+        .iter()
+        .filter(|line| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            !watcher_extra
+                .lines()
+                .any(|l| l.split('=').next().unwrap_or_default().trim() == key)
+        })
+        .map(|l| l.to_string())
+        .collect();
+    watcher_settings.push(watcher_extra.to_string());
+    let watcher_settings = watcher_settings.join("\n");
     let config = format!(
         r##"
 [daemon]
@@ -359,8 +377,7 @@ wait_time_secs = 1
 visibility_timeout_secs = 2
 [sources.watcher]
 enabled = {watcher}
-interval_secs = 10
-jitter_secs = 0
+{watcher_settings}
 [notifiers.slack]
 webhook_url = "${{TEST_SLACK_WEBHOOK}}"
 {slack_extra}

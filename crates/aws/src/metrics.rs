@@ -103,11 +103,13 @@ impl Intercept for MetricsInterceptor {
         let outcome = match context.response() {
             None => "network_error",
             Some(r) if r.status().is_success() => "success",
+            // JSON protocols name the error in `x-amzn-errortype`, query-compatible CBOR ones
+            // (CloudWatch) in `x-amzn-query-error`; both say Throttling/ThrottlingException.
             Some(r)
                 if r.status().as_u16() == 429
-                    || r.headers()
-                        .get("x-amzn-errortype")
-                        .is_some_and(|t| t.contains("Throttl")) =>
+                    || ["x-amzn-errortype", "x-amzn-query-error"]
+                        .iter()
+                        .any(|h| r.headers().get(*h).is_some_and(|t| t.contains("Throttl"))) =>
             {
                 "throttled"
             }

@@ -102,6 +102,15 @@ impl Ingest {
         }
     }
 
+    /// Whether this event (by id or transition) was stored before; false when the store cannot
+    /// tell (the caller then does the work, and the store de-duplicates it).
+    pub async fn is_processed(&self, event: &Event) -> bool {
+        self.store
+            .is_processed(&event.id, &event.transition_key())
+            .await
+            .unwrap_or(false)
+    }
+
     /// Handles one parsed event (the watcher's synthesised events come in here).
     pub async fn handle_event(
         &self,

@@ -2,9 +2,11 @@
 //! already understand, so a poll and an event about the same failure meet in one incident.
 //!
 //! Per environment and poll: `ListPipelineExecutions` (newest execution); `GetPipelineState`
-//! only when that execution failed or is running (failed stage and action, waiting approvals);
-//! and `DescribeAlarms` for alarms in ALARM, one call for all environments when their alarm
-//! prefixes share a common prefix. Calls are paced under `max_requests_per_second`.
+//! only when that execution failed (and the failure is new to the store) or is running (failed
+//! stage and action, waiting approvals); and, every [`ALARM_POLL_EVERY`] polls, `DescribeAlarms`
+//! for alarms in ALARM, one call for all environments when their alarm prefixes share a common
+//! prefix. Calls are paced under `max_requests_per_second`. An idle pipeline costs 1 call per
+//! poll plus its share of the alarm call.
 
 use crate::ingest::{HandleError, Ingest};
 use chrono::{DateTime, Duration, Utc};
@@ -18,6 +20,11 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Alarms in ALARM are reconciled on the first poll (alarms already firing at start-up) and then
+/// every this many polls: alarm state changes arrive as events, so this is the safety net for a
+/// lost one (found within two intervals instead of one) at half the DescribeAlarms calls.
+pub const ALARM_POLL_EVERY: u64 = 2;
 
 /// Spaces AWS calls so that they stay under a rate (a token bucket of one).
 #[derive(Debug)]
@@ -69,8 +76,11 @@ impl Watcher {
         };
         let mut pacer = Pacer::new(settings.max_requests_per_second);
         tracing::info!(interval_secs = settings.interval_secs, "Watcher started");
+        let mut polls: u64 = 0;
         loop {
-            let stats = self.poll_once(&mut pacer, Utc::now()).await;
+            let alarms = polls.is_multiple_of(ALARM_POLL_EVERY);
+            polls += 1;
+            let stats = self.poll_once(&mut pacer, Utc::now(), alarms).await;
             tracing::debug!(?stats, "Watcher poll done");
             let jitter = if settings.jitter_secs > 0 {
                 rand::random_range(0..=settings.jitter_secs)
@@ -85,13 +95,23 @@ impl Watcher {
         tracing::info!("Watcher stopped");
     }
 
-    /// One poll of every environment.
-    pub async fn poll_once(&self, pacer: &mut Pacer, now: DateTime<Utc>) -> PollStats {
+    /// One poll of every environment; `alarms`: also reconcile alarms in ALARM.
+    pub async fn poll_once(
+        &self,
+        pacer: &mut Pacer,
+        now: DateTime<Utc>,
+        alarms: bool,
+    ) -> PollStats {
         let mut stats = PollStats::default();
         for env in &self.config.environments {
             self.poll_pipeline(env, pacer, now, &mut stats).await;
         }
-        for prefix in alarm_prefixes(&self.config.environments) {
+        let prefixes = if alarms {
+            alarm_prefixes(&self.config.environments)
+        } else {
+            Vec::new()
+        };
+        for prefix in prefixes {
             pacer.ready().await;
             stats.calls += 1;
             match self.aws.alarms_in_alarm(&prefix).await {
@@ -152,6 +172,23 @@ impl Watcher {
             }
             _ => return,
         };
+        let at = execution
+            .last_update_time
+            .or(execution.start_time)
+            .unwrap_or(now);
+        let id = format!(
+            "poll:{}:{}:{}",
+            env.pipeline, execution.id, execution.status
+        );
+        // The same finished execution seen by an earlier poll: nothing new, no further call.
+        let seen = poll_event(
+            id.clone(),
+            at,
+            EventKind::PipelineExecution(pipeline_change(env, &execution, state)),
+        );
+        if self.ingest.is_processed(&seen).await {
+            return;
+        }
         let mut change = pipeline_change(env, &execution, state);
         if state == PipelineState::Failed {
             pacer.ready().await;
@@ -176,18 +213,7 @@ impl Watcher {
                 }
             }
         }
-        let at = execution
-            .last_update_time
-            .or(execution.start_time)
-            .unwrap_or(now);
-        let event = poll_event(
-            format!(
-                "poll:{}:{}:{}",
-                env.pipeline, execution.id, execution.status
-            ),
-            at,
-            EventKind::PipelineExecution(change),
-        );
+        let event = poll_event(id, at, EventKind::PipelineExecution(change));
         self.submit(&event, now, stats).await;
     }
 
