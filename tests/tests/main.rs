@@ -5,6 +5,7 @@ mod deploy_image;
 mod deploy_observability;
 mod deploy_stack;
 mod fakes;
+mod faults;
 mod operability;
 mod replicas;
 mod runbook;

@@ -232,7 +232,36 @@ async fn three_replicas_500_failures_over_50_pipelines_one_killed_no_duplicates(
         500,
         "0 duplicate incidents"
     );
-    assert_eq!(depth(&moto, &queues.dlq_url).await, 0, "nothing in the DLQ");
+    assert_eq!(
+        depth(&moto, &queues.dlq_url).await,
+        0,
+        "nothing in the DLQ: {}",
+        {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for r in &replicas {
+                for line in r
+                    .log()
+                    .lines()
+                    .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+                {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    let msg = format!(
+                        "{} {} {}",
+                        v["level"],
+                        v["message"],
+                        v["error"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                    );
+                    *counts.entry(msg).or_default() += 1;
+                }
+            }
+            format!("{counts:#?}")
+        }
+    );
     // Every escalation the store records was posted, for exactly those incidents. (A failure
     // superseded by a later one of its pipeline is resolved before its deadlines.)
     let at_l3 = stored_at_level(&moto, 2).await;

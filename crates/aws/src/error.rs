@@ -1,6 +1,7 @@
 //! One error type for every AWS call, with the single decision that matters: retry or not.
 
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 /// A failed AWS call, safe to log.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,21 +36,26 @@ const RETRIABLE_CODES: &[&str] = &[
 
 impl AwsError {
     /// Classifies an SDK error: network failures, timeouts, throttling and 5xx are retriable.
-    pub fn from_sdk<E, R>(
+    pub fn from_sdk<E>(
         service: &'static str,
         operation: &'static str,
-        err: SdkError<E, R>,
+        err: SdkError<E, HttpResponse>,
     ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let (code, retriable) = match &err {
             SdkError::ServiceError(service_err) => {
                 let code = service_err.err().code().map(String::from);
+                // A throttling/unavailable code, or a status that means "later" even when the
+                // body names no code (a bare 503 from a load balancer, 429, 408).
+                let status = service_err.raw().status().as_u16();
                 let retriable = code
                     .as_deref()
-                    .is_some_and(|c| RETRIABLE_CODES.contains(&c));
+                    .is_some_and(|c| RETRIABLE_CODES.contains(&c))
+                    || status >= 500
+                    || status == 429
+                    || status == 408;
                 (code, retriable)
             }
             SdkError::TimeoutError(_)

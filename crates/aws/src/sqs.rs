@@ -3,7 +3,10 @@
 //! the queue's redrive policy moves them to the dead-letter queue.
 
 use crate::AwsError;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName,
+};
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -61,6 +64,10 @@ impl SqsQueue {
             .max_number_of_messages(self.max_messages)
             .visibility_timeout(self.visibility_secs)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(
+                crate::timeouts(std::time::Duration::from_secs(self.wait_secs.max(0) as u64)),
+            ))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("sqs", "ReceiveMessage", e))?;
@@ -119,16 +126,41 @@ impl SqsQueue {
         Ok(failed)
     }
 
-    /// Keeps a message invisible for `secs` more seconds while it is worked on.
-    pub async fn extend(&self, message: &Received, secs: u64) -> Result<(), AwsError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(&message.receipt_handle)
-            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sqs", "ChangeMessageVisibility", e))?;
-        Ok(())
+    /// Keeps messages invisible for `secs` more seconds while they are worked on: one
+    /// `ChangeMessageVisibilityBatch` per 10 messages. Returns the ids of the messages SQS did not
+    /// extend (their receipt handle no longer valid: the message came back to another consumer).
+    pub async fn extend(&self, messages: &[&Received], secs: u64) -> Result<Vec<String>, AwsError> {
+        let secs = i32::try_from(secs).unwrap_or(i32::MAX);
+        let mut failed = Vec::new();
+        for chunk in messages.chunks(10) {
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .receipt_handle(&m.receipt_handle)
+                        .visibility_timeout(secs)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let output = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("sqs", "ChangeMessageVisibilityBatch", e))?;
+            for f in output.failed {
+                if let Some(index) = f.id.strip_prefix('m').and_then(|i| i.parse::<usize>().ok()) {
+                    if let Some(m) = chunk.get(index) {
+                        failed.push(m.message_id.clone());
+                    }
+                }
+            }
+        }
+        Ok(failed)
     }
 }

@@ -6,6 +6,7 @@ mod support;
 mod events;
 
 mod config;
+mod config_fuzz;
 mod logscan;
 mod readme;
 mod rules;

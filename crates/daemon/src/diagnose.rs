@@ -68,6 +68,49 @@ impl Outcome {
 }
 
 impl Diagnoser {
+    /// Diagnoses the active incidents that have diagnostics to run and no result yet: their
+    /// diagnosis was in flight when a previous process died (kill -9, OOM, a lost task), so
+    /// nothing else would ever run it. With a shared store (several replicas) an incident younger
+    /// than `settle` may still be in the hands of the replica that opened it; it is looked at
+    /// again once that much time has passed since it opened.
+    pub async fn run_owed(&self, settle: Duration) {
+        let incidents = match self.store.incidents(true).await {
+            Ok(incidents) => incidents,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot list incidents whose diagnosis is owed");
+                return;
+            }
+        };
+        let owed: Vec<Incident> = incidents
+            .into_iter()
+            .filter(|i| i.diagnosis.is_empty() && !i.diagnostics.is_empty())
+            .collect();
+        if owed.is_empty() {
+            return;
+        }
+        tracing::info!(
+            incidents = owed.len(),
+            "Diagnoses owed by an earlier run: running them"
+        );
+        let tasks = owed.into_iter().map(|incident| async move {
+            let wait = (incident.opened_at + settle - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+                // Another replica may have diagnosed it meanwhile.
+                match self.store.incident(&incident.key).await {
+                    Ok(Some((current, _)))
+                        if current.diagnosis.is_empty() && current.status.is_active() => {}
+                    _ => return,
+                }
+            }
+            tracing::info!(incident_key = %incident.key, "Running the diagnosis an earlier run did not finish");
+            self.run(&incident.key, None).await;
+        });
+        futures_util::future::join_all(tasks).await;
+    }
+
     /// Runs `diagnostics` (or the incident's own list) for `key` and records the results.
     pub async fn run(&self, key: &str, diagnostics: Option<Vec<Diagnostic>>) {
         let incident = match self.store.incident(key).await {

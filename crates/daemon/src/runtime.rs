@@ -48,6 +48,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         http: http.clone(),
         outbox_wakeup: Arc::clone(&wakeup),
     };
+    {
+        // Diagnoses a killed predecessor left unfinished. A shared store's incidents may be in
+        // another replica's hands for the length of a diagnosis; an embedded store has no other.
+        let settle = match &config.store {
+            StoreConfig::Embedded { .. } => chrono::Duration::zero(),
+            StoreConfig::Dynamodb { .. } => chrono::Duration::minutes(2),
+        };
+        let d = diagnoser.clone();
+        diagnostics_tasks.spawn(async move { d.run_owed(settle).await });
+    }
     let deadline_wakeup = Arc::new(Notify::new());
     let ingest = Ingest::new(
         Arc::clone(&config),

@@ -20,7 +20,15 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        // One line per error whatever the parts hold (a TOML parser message spans lines).
+        let one_line = |text: &str| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        write!(f, "{}: {}", one_line(&self.path), one_line(&self.message))
     }
 }
 
@@ -132,7 +140,7 @@ fn deserialize_raw(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConf
                         policies
                             .into_iter()
                             .filter_map(|(name, v)| {
-                                let path = format!("policies.{name}");
+                                let path = format!("policies.{}", display_key(&name));
                                 unit(v, &path, errors).map(|p| (name, p))
                             })
                             .collect(),
@@ -147,7 +155,7 @@ fn deserialize_raw(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConf
                 }),
             },
             _ => errors.push(ConfigError {
-                path: key.clone(),
+                path: display_key(&key),
                 message: format!(
                     "unknown key; remove it or use one of: {}",
                     TOP_LEVEL_KEYS.join(", ")
@@ -199,7 +207,7 @@ fn unit<T: DeserializeOwned>(
         let mut ignored = Vec::new();
         let result = serde_ignored::deserialize(
             serde_path_to_error::Deserializer::new(value.clone(), &mut track),
-            |path| ignored.push(path.to_string()),
+            |path| ignored.push(ignored_path(&path)),
         );
         for path in ignored {
             if !unknown.contains(&path) {
@@ -227,7 +235,11 @@ fn unit<T: DeserializeOwned>(
     };
     for path in unknown {
         errors.push(ConfigError {
-            path: join_path(prefix, &path),
+            path: if path.starts_with('[') || prefix.is_empty() {
+                format!("{prefix}{path}")
+            } else {
+                format!("{prefix}.{path}")
+            },
             message: "unknown key; remove it or check its spelling against the configuration reference in README.md".into(),
         });
     }
@@ -261,6 +273,41 @@ fn remove_at(value: &mut toml::Value, path: &[serde_path_to_error::Segment]) -> 
     match (last, current) {
         (Segment::Map { key }, toml::Value::Table(t)) => t.remove(key).is_some(),
         _ => false,
+    }
+}
+
+/// A key as TOML would need it written: bare when it can be, quoted otherwise (an empty key, a
+/// blank one, one with a dot or a line break stays visible and on one line).
+fn display_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_string()
+    } else {
+        toml::Value::String(key.to_string()).to_string()
+    }
+}
+
+/// An ignored (unknown) key's path inside a unit, as `a.b[0].c`, keys quoted where needed.
+fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            let key = display_key(key);
+            if parent.is_empty() {
+                key
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 

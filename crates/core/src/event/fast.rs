@@ -192,14 +192,91 @@ pub(crate) fn parse(body: &str) -> Option<Event> {
         "CodeBuild Build Phase Change" => build_phase(d)?,
         _ => return None,
     };
-    Some(Event {
+    let event = Event {
         id: required(envelope.id)?,
         time: parse_time_str(&envelope.time?)?,
         region: owned(envelope.region),
         account: owned(envelope.account),
         carrier: Carrier::EventBridge,
         kind,
-    })
+    };
+    strict_json(body).then_some(event)
+}
+
+/// What serde_json's tree parser rejects but its skipping of ignored members lets through: lone
+/// UTF-16 surrogate escapes, numbers beyond `f64`, nesting 128 deep. Checked in one pass over the
+/// bytes, only once the fast path has an answer, so that a message is rejected (`not_json`) the
+/// same way whichever path reads it.
+fn strict_json(body: &str) -> bool {
+    let b = body.as_bytes();
+    let hex4 = |at: usize| -> Option<u32> {
+        let digits = b.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let (mut i, mut depth) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return false,
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(b'\\') if b.get(i + 1) == Some(&b'u') => {
+                            let Some(unit) = hex4(i + 2) else {
+                                return false;
+                            };
+                            i += 6;
+                            if (0xDC00..0xE000).contains(&unit) {
+                                return false;
+                            }
+                            if (0xD800..0xDC00).contains(&unit) {
+                                let low = (b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u'))
+                                    .then(|| hex4(i + 2))
+                                    .flatten();
+                                match low {
+                                    Some(low) if (0xDC00..0xE000).contains(&low) => i += 6,
+                                    _ => return false,
+                                }
+                            }
+                        }
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth >= 128 {
+                    return false;
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &body[start..i];
+                // Integers up to 19 digits fit u64/i64; anything else is read as f64.
+                if (number.len() > 19 || number.contains(['.', 'e', 'E']))
+                    && !number.parse::<f64>().is_ok_and(f64::is_finite)
+                {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 /// A required string: present and not blank (the general parser reports blanks).

@@ -39,28 +39,76 @@ pub struct OutboxWorker {
 
 impl OutboxWorker {
     /// Runs until `cancel`, then makes one last pass so queued posts are not left behind.
+    ///
+    /// Each pass reads the pending notifications once and hands Slack's and SNS's to a task of
+    /// their own; a channel whose previous task is still sending (an SNS Publish that hangs until
+    /// its timeout, a Slack rate limit) is skipped this pass, so it delays only its own posts.
     pub async fn run(self, cancel: CancellationToken) {
+        let done = Arc::new(Notify::new());
+        let mut running: HashMap<Family, tokio::task::JoinHandle<usize>> = HashMap::new();
         loop {
-            self.drain().await;
+            running.retain(|_, task| !task.is_finished());
+            if running.len() < Family::ALL.len() {
+                for (family, items) in self.pending().await {
+                    if running.contains_key(&family) || items.is_empty() {
+                        continue;
+                    }
+                    let (worker, done) = (self.clone(), Arc::clone(&done));
+                    let task = tokio::spawn(async move {
+                        let sent = worker.drain_items(items).await;
+                        // More may be waiting behind what was sent; a pass that sent nothing
+                        // (all not yet due) waits for the timer or the next wake-up instead.
+                        if sent > 0 {
+                            done.notify_one();
+                        }
+                        sent
+                    });
+                    running.insert(family, task);
+                }
+            }
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.wakeup.notified() => {}
+                _ = done.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+        }
+        for (_, task) in running {
+            let _ = task.await;
         }
         self.drain().await;
     }
 
-    /// One pass over the pending notifications; returns how many were sent.
+    /// One pass over the pending notifications of every channel; returns how many were sent.
     pub async fn drain(&self) -> usize {
+        let mut sent = 0;
+        for (_, items) in self.pending().await {
+            sent += self.drain_items(items).await;
+        }
+        sent
+    }
+
+    /// The pending notifications (a page of them), by channel kind.
+    async fn pending(&self) -> Vec<(Family, Vec<OutboxItem>)> {
         let items = match self.store.outbox_pending(200).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(error = %e, "Outbox unreadable");
                 metrics().store_errors.with_label_values(&["outbox"]).inc();
-                return 0;
+                return Vec::new();
             }
         };
+        let (slack, sns) = items
+            .into_iter()
+            .partition(|i| Family::of(&i.notification.channel) == Family::Slack);
+        vec![(Family::Slack, slack), (Family::Sns, sns)]
+    }
+
+    /// Sends `items` (one page, in order); returns how many were sent.
+    async fn drain_items(&self, items: Vec<OutboxItem>) -> usize {
+        if items.is_empty() {
+            return 0;
+        }
         let now = Utc::now();
         // Order matters within one incident and channel (the first post before its follow-ups),
         // not across channels: a failing Slack must not hold back SNS.
@@ -312,10 +360,12 @@ impl OutboxWorker {
             return Ok(Sent::default());
         }
         let result = self.deliver(item, &incident, &timeline, &message).await;
-        // The first notification of the incident on any channel: how long people waited.
+        // The first notification of the incident on any channel: how long people waited. Slack
+        // and SNS send concurrently, so the timeline read before sending may show neither.
         if result.is_ok()
             && n.kind == NotificationKind::Opened
             && !timeline.iter().any(|e| e.kind == TimelineKind::Notified)
+            && first_notified(&item.key)
         {
             let waited = (Utc::now() - incident.event_time).num_milliseconds().max(0);
             metrics()
@@ -387,6 +437,35 @@ impl OutboxWorker {
                         permanent: !e.is_retriable(),
                     })
             }
+        }
+    }
+}
+
+/// True the first time it is called for `key` in this process (a bounded memory of recent keys).
+fn first_notified(key: &str) -> bool {
+    static SEEN: std::sync::LazyLock<std::sync::Mutex<HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if seen.len() >= 100_000 {
+        seen.clear();
+    }
+    seen.insert(key.to_string())
+}
+
+/// The two kinds of channel, drained independently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    Slack,
+    Sns,
+}
+
+impl Family {
+    const ALL: [Family; 2] = [Family::Slack, Family::Sns];
+
+    fn of(channel: &Channel) -> Self {
+        match channel {
+            Channel::Slack { .. } => Family::Slack,
+            Channel::Sns { .. } => Family::Sns,
         }
     }
 }

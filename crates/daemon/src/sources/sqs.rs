@@ -100,9 +100,15 @@ async fn keep_invisible(queue: SqsQueue, messages: Vec<Received>, finished: Canc
             _ = finished.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(visibility / 2)) => {}
         }
-        for message in &messages {
-            if let Err(e) = queue.extend(message, visibility).await {
-                tracing::warn!(message_id = %message.message_id, error = %e, "SQS visibility extension failed");
+        let batch: Vec<&Received> = messages.iter().collect();
+        match queue.extend(&batch, visibility).await {
+            Ok(failed) => {
+                for message_id in failed {
+                    tracing::warn!(%message_id, "SQS visibility extension refused; the message may be handled twice (recognised as a duplicate)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(messages = batch.len(), error = %e, "SQS visibility extension failed")
             }
         }
         tracing::info!(
