@@ -193,8 +193,20 @@ impl Ingest {
                 _ => None,
             })
             .collect();
-        let hold = (self.config.daemon.first_post_wait_secs > 0 && self.diagnoser.is_some())
-            .then(|| now + Duration::seconds(self.config.daemon.first_post_wait_secs as i64));
+        // Incidents opened with diagnostics to run: their first post waits for the results (up
+        // to `first_post_wait_secs`). One without diagnostics is posted at once, no task spawned.
+        let to_diagnose: Vec<String> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Open(o) if !o.diagnostics.is_empty() => Some(o.key.clone()),
+                _ => None,
+            })
+            .collect();
+        let hold = (self.config.daemon.first_post_wait_secs > 0
+            && self.diagnoser.is_some()
+            && !to_diagnose.is_empty())
+        .then(|| now + Duration::seconds(self.config.daemon.first_post_wait_secs as i64));
         let applied = self
             .store
             .apply(input, decision, updates, now, hold)
@@ -217,7 +229,7 @@ impl Ingest {
             tracing::info!(incident_key = %key, event_id = %event.id, reason = %reason, "{what}");
         }
         if let Some(diagnoser) = &self.diagnoser {
-            for key in &applied.opened {
+            for key in applied.opened.iter().filter(|k| to_diagnose.contains(k)) {
                 let (d, key) = (diagnoser.clone(), key.clone());
                 self.tasks.spawn(async move { d.run(&key, None).await });
             }

@@ -13,7 +13,7 @@ use super::schema;
 use super::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError};
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
-use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
+use pipeline_responder_core::incident::{IncidentStatus, IncidentView, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::HashMap;
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 /// The embedded store. All clones share one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Db>>,
     /// This process (for outbox leases, when two processes open one file).
     owner: String,
 }
@@ -40,7 +40,7 @@ impl SqliteStore {
         })?;
         schema::prepare(&conn)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Db { conn, views: None })),
             owner: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
         })
     }
@@ -51,14 +51,66 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        self.with_db(move |db| work(&mut db.conn)).await
+    }
+
+    /// Runs `work` on the connection and the views cache, then brings the cache up to date with
+    /// the incidents `work` saved: on success their new views replace the old; on an error
+    /// (whose transaction may or may not have committed) the cache is dropped and reloaded from
+    /// the file on the next `view`.
+    async fn with_db<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
+            SAVED.with(|saved| saved.borrow_mut().clear());
+            let result = work(&mut guard);
+            let saved = SAVED.with(|saved| std::mem::take(&mut *saved.borrow_mut()));
+            match (&result, &mut guard.views) {
+                (Ok(_), Some(views)) => {
+                    for view in saved {
+                        views.insert(view);
+                    }
+                }
+                (Err(_), views) if !saved.is_empty() => *views = None,
+                _ => {}
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
+}
+
+/// The connection, and the rules' view of the incidents kept in memory (one process owns the
+/// file): without it every input would read and parse every open incident.
+struct Db {
+    conn: Connection,
+    views: Option<Views>,
+}
+
+/// Active incidents and those resolved since `since`, in the order they opened.
+struct Views {
+    since: DateTime<Utc>,
+    by_open: std::collections::BTreeMap<(i64, String), Arc<IncidentView>>,
+}
+
+impl Views {
+    fn insert(&mut self, view: IncidentView) {
+        self.by_open.insert(
+            (view.opened_at.timestamp_millis(), view.key.clone()),
+            Arc::new(view),
+        );
+    }
+}
+
+thread_local! {
+    /// Views of the incidents saved by the `with_db` work running on this thread (a blocking
+    /// thread runs one at a time, under the connection lock).
+    static SAVED: std::cell::RefCell<Vec<IncidentView>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[async_trait::async_trait]
@@ -74,18 +126,36 @@ impl Backend for SqliteStore {
     }
 
     async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
-            )?;
-            let rows =
-                stmt.query_map(params![since.timestamp_millis()], |r| r.get::<_, String>(0))?;
-            let mut incidents = Vec::new();
-            for row in rows {
-                let incident: Incident = serde_json::from_str(&row?)?;
-                incidents.push(incident.view());
+        self.with_db(move |db| {
+            // Loaded once, then kept current by `with_db`; reloaded for an earlier `since`.
+            if db.views.as_ref().is_none_or(|v| v.since > since) {
+                let mut stmt = db.conn.prepare_cached(
+                    "SELECT data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
+                )?;
+                let rows =
+                    stmt.query_map(params![since.timestamp_millis()], |r| r.get::<_, String>(0))?;
+                let mut views = Views {
+                    since,
+                    by_open: Default::default(),
+                };
+                for row in rows {
+                    let incident: Incident = serde_json::from_str(&row?)?;
+                    views.insert(incident.view());
+                }
+                db.views = Some(views);
             }
-            Ok(IncidentsView::new(incidents))
+            let Some(views) = db.views.as_mut() else {
+                unreachable!("loaded above")
+            };
+            if views.since < since {
+                views.by_open.retain(|_, v| {
+                    v.status.is_active() || v.resolved_at.is_some_and(|r| r >= since)
+                });
+                views.since = since;
+            }
+            Ok(IncidentsView::shared(
+                views.by_open.values().cloned().collect(),
+            ))
         })
         .await
     }
@@ -624,7 +694,9 @@ fn load(conn: &Connection, key: &str) -> Result<Option<Incident>> {
     })
 }
 
+/// Writes an incident (and notes its view for the cache, see `with_db`).
 fn save(tx: &Transaction<'_>, incident: &Incident) -> Result<()> {
+    SAVED.with(|saved| saved.borrow_mut().push(incident.view()));
     let status = match incident.status {
         IncidentStatus::Open => "open",
         IncidentStatus::Acknowledged => "acknowledged",
