@@ -13,7 +13,8 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use prometheus::{HistogramVec, IntCounterVec};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 struct AwsMetrics {
@@ -26,7 +27,8 @@ static METRICS: LazyLock<AwsMetrics> = LazyLock::new(|| {
         prometheus::Opts::new(
             "pipeline_responder_aws_requests_total",
             "AWS API requests (HTTP attempts) by service, operation and outcome \
-             (success, throttled, client_error, server_error, network_error).",
+             (success, throttled, client_error, server_error, network_error; abandoned: dropped \
+             by the caller before its answer was read).",
         ),
         &["service", "operation", "outcome"],
     )
@@ -67,11 +69,32 @@ impl MetricsInterceptor {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct AttemptStart(Instant);
+#[derive(Debug, Clone)]
+struct AttemptStart(Instant, Arc<InFlight>);
 
 impl Storable for AttemptStart {
     type Storer = StoreReplace<Self>;
+}
+
+/// One attempt on the wire. Counted as `abandoned` if it is dropped before its answer was read:
+/// the caller gave up on the call (a diagnostic's time budget, a shutdown), and the request may
+/// still have reached AWS.
+#[derive(Debug)]
+struct InFlight {
+    service: &'static str,
+    operation: String,
+    answered: AtomicBool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Relaxed) {
+            METRICS
+                .requests
+                .with_label_values(&[self.service, &self.operation, "abandoned"])
+                .inc();
+        }
+    }
 }
 
 impl Intercept for MetricsInterceptor {
@@ -85,8 +108,16 @@ impl Intercept for MetricsInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let in_flight = Arc::new(InFlight {
+            service: self.service,
+            operation: cfg
+                .load::<Metadata>()
+                .map(|m| m.name().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            answered: AtomicBool::new(false),
+        });
         cfg.interceptor_state()
-            .store_put(AttemptStart(Instant::now()));
+            .store_put(AttemptStart(Instant::now(), in_flight));
         Ok(())
     }
 
@@ -120,7 +151,8 @@ impl Intercept for MetricsInterceptor {
             .requests
             .with_label_values(&[self.service, &operation, outcome])
             .inc();
-        if let Some(AttemptStart(start)) = cfg.load::<AttemptStart>() {
+        if let Some(AttemptStart(start, in_flight)) = cfg.load::<AttemptStart>() {
+            in_flight.answered.store(true, Ordering::Relaxed);
             METRICS
                 .duration
                 .with_label_values(&[self.service, &operation])
