@@ -43,11 +43,12 @@ use pipeline_responder_e2e::{
 };
 use serde_json::{json, Value};
 
-/// The AWS sample event every load event is made from.
-const FIXTURE: &str = include_str!(concat!(
+/// The AWS sample event every load event is made from (in the shared fixtures next to the
+/// repository, like the tests' samples; read at run time so that building never needs them).
+const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/fixtures/events/codepipeline-pipeline-failed.json"
-));
+);
 
 /// The daemon's `http.api_token` (its `${PIPELINE_RESPONDER_API_TOKEN:-...}` default).
 const API_TOKEN: &str = "local-demo-token";
@@ -532,7 +533,9 @@ struct EventMaker {
 
 impl EventMaker {
     fn new() -> Self {
-        let mut event: Value = serde_json::from_str(FIXTURE).expect("the fixture is JSON");
+        let text = std::fs::read_to_string(FIXTURE)
+            .unwrap_or_else(|e| panic!("reading the sample event {FIXTURE}: {e}"));
+        let mut event: Value = serde_json::from_str(&text).expect("the fixture is JSON");
         event["id"] = json!("@ID@");
         event["time"] = json!("@TIME@");
         event["region"] = json!("us-east-1");
