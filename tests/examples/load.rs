@@ -43,11 +43,10 @@ use pipeline_responder_e2e::{
 };
 use serde_json::{json, Value};
 
-/// The AWS sample event every load event is made from (in the shared fixtures next to the
-/// repository, like the tests' samples; read at run time so that building never needs them).
+/// The AWS sample event every load event is made from (`fixtures/events`, like the tests').
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/events/codepipeline-pipeline-failed.json"
+    "/../fixtures/events/codepipeline-pipeline-failed.json"
 );
 
 /// The daemon's `http.api_token` (its `${PIPELINE_RESPONDER_API_TOKEN:-...}` default).

@@ -18,7 +18,7 @@ use std::process::Command;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const TEMPLATE: &str = "deploy/cloudformation/pipeline-responder.yaml";
 const RULES: &str = "deploy/guard/security-rules.guard";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/events");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/events");
 
 fn root() -> PathBuf {
     PathBuf::from(ROOT)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 pub const ACCOUNT: &str = "123456789012";
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/events");
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/events");
 
 /// The daemon binary built by the same `cargo test` run (it sits next to the test's `deps/`).
 pub fn daemon_binary() -> PathBuf {

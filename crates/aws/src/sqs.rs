@@ -4,8 +4,8 @@
 
 use crate::AwsError;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
 
 /// One received message.
@@ -115,13 +115,7 @@ impl SqsQueue {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("sqs", "DeleteMessageBatch", e))?;
-            for f in output.failed {
-                if let Some(index) = f.id.strip_prefix('m').and_then(|i| i.parse::<usize>().ok()) {
-                    if let Some(m) = chunk.get(index) {
-                        failed.push(m.message_id.clone());
-                    }
-                }
-            }
+            failed.extend(failed_messages(chunk, &output.failed));
         }
         Ok(failed)
     }
@@ -153,14 +147,19 @@ impl SqsQueue {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("sqs", "ChangeMessageVisibilityBatch", e))?;
-            for f in output.failed {
-                if let Some(index) = f.id.strip_prefix('m').and_then(|i| i.parse::<usize>().ok()) {
-                    if let Some(m) = chunk.get(index) {
-                        failed.push(m.message_id.clone());
-                    }
-                }
-            }
+            failed.extend(failed_messages(chunk, &output.failed));
         }
         Ok(failed)
     }
+}
+
+/// The message ids of a batch call's failed entries (entry ids are `m<index in the chunk>`).
+fn failed_messages<'a>(
+    chunk: &'a [&Received],
+    failed: &'a [BatchResultErrorEntry],
+) -> impl Iterator<Item = String> + 'a {
+    failed.iter().filter_map(|f| {
+        let index = f.id.strip_prefix('m')?.parse::<usize>().ok()?;
+        chunk.get(index).map(|m| m.message_id.clone())
+    })
 }

@@ -11,10 +11,7 @@ use pipeline_responder_core::incident::{
 };
 use pipeline_responder_core::rules::evaluate;
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/events"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/events");
 
 const CONFIG: &str = r#"
 [aws]

@@ -11,14 +11,7 @@ use pipeline_responder_core::config::{
 use pipeline_responder_core::incident::{IncidentType, Severity};
 use std::collections::BTreeMap;
 
-const SHIPPED: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../config/pipeline-responder.toml"
-));
-const LOCAL: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../config/local.toml"
-));
+use crate::support::{LOCAL, SHIPPED};
 
 // Distinctive values, so that a leak is found by a plain substring search.
 const ACCOUNT: &str = "210987654321";

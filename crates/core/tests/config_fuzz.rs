@@ -13,14 +13,7 @@ use proptest::sample::Index;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-const SHIPPED: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../config/pipeline-responder.toml"
-));
-const LOCAL: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../config/local.toml"
-));
+use crate::support::{LOCAL, SHIPPED};
 
 /// The variables the shipped file references, with values that make it valid.
 const SHIPPED_VARS: &[(&str, &str)] = &[

@@ -1,7 +1,7 @@
 //! Parsing every shared fixture and carrier.
 //!
-//! The AWS samples live in the read-only `shared/fixtures/events` folder next to the repository
-//! (see its `SOURCES.md`); samples written for these tests live in `tests/data/events`.
+//! The AWS samples live in `fixtures/events` (copied from the project's shared fixtures; see its
+//! `SOURCES.md`); samples written for these tests live in `tests/data/events`.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};

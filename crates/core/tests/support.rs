@@ -4,11 +4,18 @@
 use pipeline_responder_core::event::ParseError;
 use serde_json::Value;
 
-/// The AWS samples shared with the rest of the project (read-only), next to the repository.
-pub const FIXTURE_DIR: &str = concat!(
+/// The AWS samples (`fixtures/events`, copied from the project's shared fixtures).
+pub const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/events");
+
+/// The shipped configuration (the runbook as written) and the local demo's.
+pub const SHIPPED: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/events"
-);
+    "/../../config/pipeline-responder.toml"
+));
+pub const LOCAL: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../config/local.toml"
+));
 
 /// Samples written for these tests.
 pub const TEST_DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/events");

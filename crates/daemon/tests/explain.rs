@@ -5,10 +5,7 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/events"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/events");
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fixtures.toml");
 
 /// Runs `explain` with `args`, feeding `stdin` when given; returns (exit code, parsed stdout).
