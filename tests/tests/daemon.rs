@@ -68,8 +68,8 @@ async fn failure_via_sqs_raw_and_in_sns_envelope_is_one_incident_one_post_one_sn
         "HIGH",
         "Incident 1",
         // Diagnostics made it into the first post: the commit, the root cause from the build log.
-        "Commit: commit 9e1d4b7 \"feat: retry worker jobs\"",
-        "Root cause: test failure — 2 failing test(s) (first: WorkerQueue › retries twice)",
+        "Commit: 9e1d4b7 \"feat: retry worker jobs\"",
+        "Root cause: test failure in `npm test` — 2 failing test(s) (first: WorkerQueue › retries twice)",
         "FAIL src/worker/queue.test.ts",
     ] {
         assert!(text.contains(needle), "post lacks {needle:?}: {text}");

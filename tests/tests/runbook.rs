@@ -555,7 +555,7 @@ async fn incident_4_failure_whose_log_shows_low_coverage_becomes_a_coverage_inci
         "Root cause: coverage 72.5 % is under the 80 % threshold",
         "All files |   74.12 |    61.50 |   70.00 |   72.48 |",
         "coverage threshold for lines (80%) not met: 72.48%",
-        "Commit: commit 9e1d4b7",
+        "Commit: 9e1d4b7",
         "pipeline_execution_failure/kiro-pipeline-production/12345678-1234-5678-abcd-12345678abcd",
     ] {
         assert!(
@@ -795,7 +795,7 @@ async fn task_2_approval_waiting_shows_the_staging_check_and_resolves_when_appro
         "Task 2",
         "Waiting: ProductionEnv › ApproveProduction",
         "Execution a9f0c1d2",
-        "Commit: commit 4f2a9e1 \"feat: per-tenant rate limits\"",
+        "Commit: 4f2a9e1 \"feat: per-tenant rate limits\"",
         // The runbook's "verify staging deployment succeeded": its last run and its alarms.
         &format!(
             "Staging check: staging looks healthy: last execution c3d4e5f6 Succeeded at {}; 0 alarm(s) in ALARM",
@@ -831,4 +831,168 @@ async fn task_2_approval_waiting_shows_the_staging_check_and_resolves_when_appro
     );
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
+}
+
+// ---- Incident 1 step 2 against the last green build ---------------------------------------
+
+/// A CodeBuild run of Build › BuildAndTest in ListActionExecutions.
+fn build_run(
+    execution: &str,
+    status: &str,
+    build: &str,
+    at: DateTime<Utc>,
+) -> ActionExecutionModel {
+    ActionExecutionModel {
+        pipeline_execution_id: execution.into(),
+        action_execution_id: format!("act-{build}"),
+        stage_name: "Build".into(),
+        action_name: "BuildAndTest".into(),
+        status: status.into(),
+        start_time: at,
+        last_update_time: at + chrono::Duration::seconds(30),
+        category: "Build".into(),
+        provider: "CodeBuild".into(),
+        external_execution_id: Some(format!("kiro-pipeline-production-build:{build}")),
+        ..Default::default()
+    }
+}
+
+/// The failed build of `seed_failed_build` ("build-1") with its own run recorded, and `green`
+/// (when given) as an earlier succeeded run whose log is `green_lines`.
+async fn seed_with_green(w: &World, green: Option<&[&str]>) {
+    seed_failed_build_with(
+        &w.codepipeline,
+        &w.moto,
+        "jest-test-failure.log",
+        "npm test",
+    )
+    .await;
+    let now = Utc::now();
+    let earlier = now - chrono::Duration::hours(20);
+    w.codepipeline
+        .update_pipeline("kiro-pipeline-production", |p| {
+            p.action_executions.push(build_run(
+                crate::support::EXECUTION,
+                "Failed",
+                "build-1",
+                now - chrono::Duration::minutes(2),
+            ));
+            if green.is_some() {
+                p.action_executions
+                    .push(build_run("green-exec", "Succeeded", "green-1", earlier));
+            }
+        });
+    if let Some(lines) = green {
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        put_log_lines(
+            &w.moto,
+            "/aws/codebuild/kiro-pipeline-production-build",
+            "green-1",
+            &lines,
+            earlier.timestamp_millis() + 1_000,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_1_excerpt_prefers_what_is_new_since_the_last_green_build() {
+    let w = World::start("green-diff").await;
+    // The green build printed the same set-up and passing-suite lines.
+    seed_with_green(
+        &w,
+        Some(&[
+            "> kiro-codebuild-worker@1.4.0 test",
+            "> jest --coverage",
+            "PASS src/api/handler.test.ts",
+            "Tests:       142 passed, 142 total",
+        ]),
+    )
+    .await;
+    let daemon = w.daemon("green-diff", false, ENVIRONMENTS).await;
+    w.send(&kiro_event(
+        "codepipeline-pipeline-failed.json",
+        "evt-green-diff",
+        |_| {},
+    ))
+    .await;
+    let post = w
+        .post_with(
+            &daemon,
+            &["Root cause: test failure"],
+            Duration::from_secs(25),
+        )
+        .await;
+    assert!(
+        post.contains("compared with the last green build kiro-pipeline-production-build:green-1"),
+        "{post}"
+    );
+    // The failed build's own stream was read (named by ListActionExecutions), not the group.
+    let excerpt = post.split("```").nth(1).unwrap_or_default();
+    assert!(
+        excerpt.starts_with("FAIL src/worker/queue.test.ts"),
+        "{excerpt}"
+    );
+    assert!(
+        !excerpt.contains("PASS src/api/handler.test.ts"),
+        "shared line shown in the post: {excerpt}"
+    );
+    assert!(w.codepipeline.call_count("ListActionExecutions") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_1_without_a_green_build_or_when_the_lookup_fails_says_so_and_still_explains() {
+    let w = World::start("no-green").await;
+    seed_with_green(&w, None).await;
+    let daemon = w.daemon("no-green", false, ENVIRONMENTS).await;
+    w.send(&kiro_event(
+        "codepipeline-pipeline-failed.json",
+        "evt-no-green",
+        |_| {},
+    ))
+    .await;
+    let post = w
+        .post_with(
+            &daemon,
+            &["Root cause: test failure"],
+            Duration::from_secs(25),
+        )
+        .await;
+    assert!(
+        post.contains(
+            "not compared with a green build: no earlier green build of Build › BuildAndTest"
+        ),
+        "{post}"
+    );
+    assert!(post.contains("FAIL src/worker/queue.test.ts"), "{post}");
+    drop(daemon);
+
+    // The lookup itself fails: the excerpt is still there, and the post says why it is not
+    // compared.
+    let w = World::start("green-fails").await;
+    seed_with_green(&w, Some(&["PASS src/api/handler.test.ts"])).await;
+    w.codepipeline.fail_next(
+        "ListActionExecutions",
+        100,
+        pipeline_responder_e2e::InjectedError::new(400, "ValidationException", "injected"),
+    );
+    let daemon = w.daemon("green-fails", false, ENVIRONMENTS).await;
+    w.send(&kiro_event(
+        "codepipeline-pipeline-failed.json",
+        "evt-green-fails",
+        |_| {},
+    ))
+    .await;
+    let post = w
+        .post_with(
+            &daemon,
+            &["Root cause: test failure"],
+            Duration::from_secs(25),
+        )
+        .await;
+    assert!(
+        post.contains("not compared with a green build: its build runs could not be listed: codepipeline ListActionExecutions failed (ValidationException)"),
+        "{post}"
+    );
+    assert!(post.contains("FAIL src/worker/queue.test.ts"), "{post}");
 }

@@ -65,8 +65,39 @@ pub struct DeploymentRecord {
     pub end_time: Option<i64>,
     pub commit_message: Option<String>,
     pub commit_author: Option<String>,
+    pub pipeline_execution_id: Option<String>,
     pub rollback_reason: Option<String>,
     pub coverage_percentage: Option<f64>,
+}
+
+/// The CodeBuild runs behind a failed action: its own log stream, and the most recent green run of
+/// the same action to compare with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildRuns {
+    /// Stage and action of the failed run.
+    pub stage: Option<String>,
+    pub action: Option<String>,
+    /// CloudWatch Logs stream of the failed build (the id after `project:` of its CodeBuild
+    /// build id), when ListActionExecutions names it.
+    pub failed_stream: Option<String>,
+    /// The most recent succeeded run of the same stage and action, older than the failed one.
+    pub green: Option<GreenBuild>,
+}
+
+/// A succeeded CodeBuild run of an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GreenBuild {
+    /// CodeBuild build id (`project:uuid`).
+    pub build_id: String,
+    pub stream: String,
+    pub pipeline_execution_id: String,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// The log stream of a CodeBuild build id (`project:uuid` → `uuid`).
+pub fn build_stream(build_id: &str) -> &str {
+    build_id.rsplit(':').next().unwrap_or(build_id)
 }
 
 /// An alarm in ALARM.
@@ -88,6 +119,8 @@ pub struct Diagnostics {
 
 /// Most log events read for one excerpt (the build's own stream first).
 const MAX_LOG_EVENTS: usize = 5_000;
+/// Most `FilterLogEvents` pages read for one log.
+const MAX_LOG_PAGES: usize = 50;
 /// Most deployment records read to find the latest (the index orders by status, not time).
 const MAX_DEPLOYMENT_RECORDS: usize = 1_000;
 
@@ -212,6 +245,78 @@ impl Diagnostics {
             }
         }
         Ok(())
+    }
+
+    /// The failed CodeBuild run of `execution_id` (optionally of `stage` › `action`) and the most
+    /// recent green run of the same action, from `ListActionExecutions` over the whole pipeline,
+    /// newest first, reading at most `max_pages` pages of 100.
+    pub async fn build_runs(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: Option<&str>,
+        action: Option<&str>,
+        max_pages: usize,
+    ) -> Result<BuildRuns, AwsError> {
+        let mut pages = self
+            .codepipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let millis = |t: Option<&aws_sdk_codepipeline::primitives::DateTime>| {
+            t.and_then(|t| t.to_millis().ok())
+                .and_then(DateTime::from_timestamp_millis)
+        };
+        let mut runs = BuildRuns::default();
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("codepipeline", "ListActionExecutions", e))?;
+            for d in page.action_execution_details() {
+                let status = d.status().map(|s| s.as_str());
+                let external = d
+                    .output()
+                    .and_then(|o| o.execution_result())
+                    .and_then(|r| r.external_execution_id());
+                let same_action = |s: &Option<String>, a: &Option<String>| {
+                    d.stage_name() == s.as_deref() && d.action_name() == a.as_deref()
+                };
+                if runs.stage.is_none() {
+                    let wanted = d.pipeline_execution_id() == Some(execution_id)
+                        && status == Some("Failed")
+                        && stage.is_none_or(|s| d.stage_name() == Some(s))
+                        && action.is_none_or(|a| d.action_name() == Some(a));
+                    if wanted {
+                        runs.stage = d.stage_name().map(String::from);
+                        runs.action = d.action_name().map(String::from);
+                        runs.failed_stream = external.map(|id| build_stream(id).to_string());
+                    }
+                    continue;
+                }
+                if status == Some("Succeeded") && same_action(&runs.stage, &runs.action) {
+                    if let Some(id) = external {
+                        runs.green = Some(GreenBuild {
+                            build_id: id.to_string(),
+                            stream: build_stream(id).to_string(),
+                            pipeline_execution_id: d
+                                .pipeline_execution_id()
+                                .unwrap_or_default()
+                                .to_string(),
+                            start: millis(d.start_time()),
+                            end: millis(d.last_update_time()),
+                        });
+                        return Ok(runs);
+                    }
+                }
+            }
+            read += 1;
+            if read >= max_pages {
+                break;
+            }
+        }
+        Ok(runs)
     }
 
     /// The newest `n` executions of a pipeline (`ListPipelineExecutions`), newest first.
@@ -368,8 +473,9 @@ impl Diagnostics {
         })
     }
 
-    /// Log lines of `group` (only `stream` when known) between `start` and `end`, oldest first,
-    /// at most [`MAX_LOG_EVENTS`]. Matching is done by the caller so that the excerpt can keep
+    /// Log lines of `group` (only `stream` when known) between `start` and `end`, oldest first:
+    /// the last [`MAX_LOG_EVENTS`] events (a build explains its failure at the end), read from at
+    /// most [`MAX_LOG_PAGES`] pages. Matching is done by the caller so that the excerpt can keep
     /// context lines and does not depend on the service's filter-pattern dialect.
     pub async fn log_lines(
         &self,
@@ -389,6 +495,7 @@ impl Diagnostics {
         }
         let mut pages = request.into_paginator().send();
         let mut events: Vec<(i64, String)> = Vec::new();
+        let mut read = 0;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("logs", "FilterLogEvents", e))?;
             for event in page.events() {
@@ -397,14 +504,20 @@ impl Diagnostics {
                     event.message().unwrap_or_default().to_string(),
                 ));
             }
-            if events.len() >= MAX_LOG_EVENTS {
+            if events.len() >= 2 * MAX_LOG_EVENTS {
+                events.sort_by_key(|(t, _)| *t);
+                events.drain(..events.len() - MAX_LOG_EVENTS);
+            }
+            read += 1;
+            if read >= MAX_LOG_PAGES {
                 break;
             }
         }
         events.sort_by_key(|(t, _)| *t);
+        let skip = events.len().saturating_sub(MAX_LOG_EVENTS);
         Ok(events
             .into_iter()
-            .take(MAX_LOG_EVENTS)
+            .skip(skip)
             .flat_map(|(_, m)| m.lines().map(String::from).collect::<Vec<_>>())
             .collect())
     }
@@ -518,6 +631,7 @@ fn deployment_record(item: &HashMap<String, AttributeValue>) -> DeploymentRecord
         end_time: number(item, "endTime").map(|v| v as i64),
         commit_message: string(item, "commitMessage"),
         commit_author: string(item, "commitAuthor"),
+        pipeline_execution_id: string(item, "pipelineExecutionId"),
         rollback_reason: string(item, "rollbackReason"),
         coverage_percentage: number(item, "coveragePercentage"),
     }

@@ -32,7 +32,9 @@ pub struct RootCauseFinding {
     pub critical_findings: bool,
 }
 
-/// The runbook's root-cause classes (Incident 1, step 3).
+/// The runbook's root-cause classes (Incident 1, step 3), plus the ones people route on:
+/// dependency (install/resolve failures), compile, lint, and AWS throttling (transient; feeds the
+/// outage rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RootCauseClass {
@@ -41,7 +43,46 @@ pub enum RootCauseClass {
     SecurityScan,
     Infrastructure,
     Timeout,
+    Dependency,
+    Compile,
+    Lint,
+    AwsThrottling,
     Unknown,
+}
+
+impl RootCauseClass {
+    pub const ALL: [RootCauseClass; 10] = [
+        Self::TestFailure,
+        Self::Coverage,
+        Self::SecurityScan,
+        Self::Infrastructure,
+        Self::Timeout,
+        Self::Dependency,
+        Self::Compile,
+        Self::Lint,
+        Self::AwsThrottling,
+        Self::Unknown,
+    ];
+
+    /// The name in configuration and JSON (`test_failure`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TestFailure => "test_failure",
+            Self::Coverage => "coverage",
+            Self::SecurityScan => "security_scan",
+            Self::Infrastructure => "infrastructure",
+            Self::Timeout => "timeout",
+            Self::Dependency => "dependency",
+            Self::Compile => "compile",
+            Self::Lint => "lint",
+            Self::AwsThrottling => "aws_throttling",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 /// The state of a rollback, from the deployment record, alarms and health check.

@@ -1807,3 +1807,60 @@ fn the_shipped_config_switches_to_the_dynamodb_store_by_environment() {
     let errors = load_errors(SHIPPED, &env_of(&vars));
     assert_eq!(paths(&errors), ["store.kind"]);
 }
+
+#[test]
+fn diagnosis_causes_load_in_order_and_bad_ones_name_the_field() {
+    let base = "[[environments]]\nname = \"production\"\n[[environments]]\nname = \"staging\"\n[sources.sqs]\nenabled = false\n[notifiers.sns]\nenabled = false\n";
+    let config = load(
+        &format!(
+            "{base}[diagnosis]\ncompare_with_last_green = false\n[[diagnosis.causes]]\nname = \"npm 429\"\npattern = 'npm ERR! code E429'\nclass = \"dependency\"\nhint = \"retry the stage\"\nrunbook_url = \"https://wiki.example.com/npm\"\n[[diagnosis.causes]]\nname = \"flaky\"\npattern = 'ECONNRESET'\n"
+        ),
+        &no_env,
+    );
+    assert!(!config.diagnosis.compare_with_last_green);
+    let causes = &config.diagnosis.causes;
+    assert_eq!(causes.len(), 2);
+    assert_eq!(causes[0].name, "npm 429");
+    assert_eq!(causes[0].class.as_str(), "dependency");
+    assert_eq!(
+        causes[1].class.as_str(),
+        "unknown",
+        "class defaults to unknown"
+    );
+    assert!(causes[0].pattern.is_match("npm ERR! code E429"));
+
+    let errors = load_errors(
+        &format!("{base}[[diagnosis.causes]]\nname = \"bad\"\npattern = 'npm (ERR'\nclass = \"security\"\nrunbook_url = \"wiki\"\n[[diagnosis.causes]]\npattern = 'x'\n[[diagnosis.causes]]\nname = \"typo\"\npatern = 'x'\n"),
+        &no_env,
+    );
+    let found = paths(&errors);
+    for path in [
+        "diagnosis.causes[0].pattern",
+        "diagnosis.causes[0].class",
+        "diagnosis.causes[0].runbook_url",
+        "diagnosis.causes[1].name",
+        "diagnosis.causes[2].patern",
+        "diagnosis.causes[2].pattern",
+    ] {
+        assert!(found.contains(&path), "{path} not in {found:?}");
+    }
+    let pattern = errors
+        .iter()
+        .find(|e| e.path == "diagnosis.causes[0].pattern")
+        .unwrap();
+    assert!(
+        pattern.message.starts_with("invalid regular expression:"),
+        "{}",
+        pattern.message
+    );
+    assert!(!pattern.message.contains('\n'));
+    let class = errors
+        .iter()
+        .find(|e| e.path == "diagnosis.causes[0].class")
+        .unwrap();
+    assert!(
+        class.message.contains("aws_throttling"),
+        "{}",
+        class.message
+    );
+}

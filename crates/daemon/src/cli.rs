@@ -41,6 +41,11 @@ pub enum Command {
     CheckConfig,
     /// Offline dry run of the rules for one event file: prints the decision as JSON. No AWS call.
     Explain(explain::ExplainArgs),
+    /// Offline reading of a failed build log, as the diagnosis does it: class, summary, matched
+    /// cause, failing command, and the excerpt with line numbers (`--previous` compares it with
+    /// the last green build's log). The configuration is optional: without the file the built-in
+    /// defaults are used.
+    ExplainLog(crate::explain_log::ExplainLogArgs),
     /// The runbook's check-pipeline-health: stage states, alarms in ALARM, recent deployments,
     /// open incidents. Exit 0 when every part was fetched, 1 otherwise.
     Status(crate::ops_cli::StatusArgs),
@@ -114,6 +119,26 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => explain::run(&config, &args),
             Err(code) => code,
         },
+        Command::ExplainLog(args) => {
+            let default = Path::new("config/pipeline-responder.toml");
+            let config = if cli.config == default && !default.exists() {
+                config::load_str("", &|_| None).map_err(|_| ExitCode::FAILURE)
+            } else {
+                config::load_reading_file(&cli.config).map_err(|errors| {
+                    eprintln!(
+                        "{}: invalid configuration ({} error(s))",
+                        cli.config.display(),
+                        errors.0.len()
+                    );
+                    eprintln!("{errors}");
+                    ExitCode::from(EXIT_INVALID_CONFIG)
+                })
+            };
+            match config {
+                Ok(config) => crate::explain_log::run(&config, &args),
+                Err(code) => code,
+            }
+        }
         Command::Run { dry_run } => match load(&cli.config) {
             Ok(mut config) => {
                 config.daemon.dry_run |= dry_run;

@@ -28,6 +28,16 @@ pub struct Diagnoser {
     pub outbox_wakeup: Arc<Notify>,
 }
 
+/// The build logs read once for all log diagnostics: the failed build's, and the last green
+/// build's of the same action (or why there is none).
+struct BuildLogs {
+    failed: Result<Vec<String>, String>,
+    green: Result<(String, Vec<String>), String>,
+}
+
+/// Pages of ListActionExecutions read to find the last green build (100 runs each).
+const GREEN_SEARCH_PAGES: usize = 3;
+
 /// One diagnostic's result plus what it tells the rules.
 struct Outcome {
     result: DiagnosticResult,
@@ -164,14 +174,17 @@ impl Diagnoser {
         }
     }
 
-    /// The build log is read once for all log diagnostics (the widest window they ask for).
+    /// The build log is read once for all log diagnostics (the widest window they ask for),
+    /// from the failed build's own stream when the event or `ListActionExecutions` names it;
+    /// the last green build's log of the same action is read beside it, within the same time
+    /// budget, when `diagnosis.compare_with_last_green` is on.
     async fn build_log_lines(
         &self,
         incident: &Incident,
         env: &Environment,
         list: &[Diagnostic],
         now: DateTime<Utc>,
-    ) -> Option<Result<Vec<String>, String>> {
+    ) -> Option<BuildLogs> {
         let window = list
             .iter()
             .filter_map(|d| match d {
@@ -182,20 +195,77 @@ impl Diagnoser {
             })
             .map(|s| (s.window_secs, s.timeout_secs))
             .max()?;
+        let deadline = tokio::time::Instant::now() + StdDuration::from_secs(window.1);
+        let timed_out = || format!("timed out after {} s", window.1);
+        let compare = self.config.diagnosis.compare_with_last_green;
+        let runs = match &incident.execution_id {
+            Some(execution) if compare || incident.build_log_stream.is_none() => {
+                let lookup = self.aws.build_runs(
+                    &env.pipeline,
+                    execution,
+                    incident.stage.as_deref(),
+                    incident.action.as_deref(),
+                    GREEN_SEARCH_PAGES,
+                );
+                match tokio::time::timeout_at(deadline, lookup).await {
+                    Ok(Ok(runs)) => Ok(runs),
+                    Ok(Err(e)) => Err(aws_reason(&e)),
+                    Err(_) => Err(timed_out()),
+                }
+            }
+            Some(_) => Ok(Default::default()),
+            None => Err("no execution known to compare with".to_string()),
+        };
+        let stream = incident
+            .build_log_stream
+            .clone()
+            .or_else(|| runs.as_ref().ok().and_then(|r| r.failed_stream.clone()));
         let start = now - Duration::seconds(window.0 as i64);
-        let fetch = self.aws.log_lines(
-            &env.build_log_group,
-            incident.build_log_stream.as_deref(),
-            start,
-            now,
-        );
-        Some(
-            match tokio::time::timeout(StdDuration::from_secs(window.1), fetch).await {
+        let failed = async {
+            let fetch = self
+                .aws
+                .log_lines(&env.build_log_group, stream.as_deref(), start, now);
+            match tokio::time::timeout_at(deadline, fetch).await {
                 Ok(Ok(lines)) => Ok(lines),
                 Ok(Err(e)) => Err(aws_reason(&e)),
-                Err(_) => Err(format!("timed out after {} s", window.1)),
-            },
-        )
+                Err(_) => Err(timed_out()),
+            }
+        };
+        let green = async {
+            if !compare {
+                return Err("comparison with the last green build is off".to_string());
+            }
+            let runs = runs
+                .as_ref()
+                .map_err(|why| format!("its build runs could not be listed: {why}"))?;
+            let Some(green) = &runs.green else {
+                return Err(match (&runs.stage, &runs.action) {
+                    (Some(stage), Some(action)) => {
+                        format!("no earlier green build of {stage} › {action}")
+                    }
+                    _ => "the failed run is not in ListActionExecutions".to_string(),
+                });
+            };
+            let from = green.start.unwrap_or(now - Duration::days(30)) - Duration::minutes(5);
+            let to = green.end.unwrap_or(now) + Duration::minutes(5);
+            let fetch = self
+                .aws
+                .log_lines(&env.build_log_group, Some(&green.stream), from, to);
+            match tokio::time::timeout_at(deadline, fetch).await {
+                Ok(Ok(lines)) if lines.is_empty() => Err(format!(
+                    "the green build {}'s log is empty or expired",
+                    green.build_id
+                )),
+                Ok(Ok(lines)) => Ok((green.build_id.clone(), lines)),
+                Ok(Err(e)) => Err(format!(
+                    "the green build's log could not be read: {}",
+                    aws_reason(&e)
+                )),
+                Err(_) => Err(format!("the green build's log: {}", timed_out())),
+            }
+        };
+        let (failed, green) = tokio::join!(failed, green);
+        Some(BuildLogs { failed, green })
     }
 
     async fn one(
@@ -203,7 +273,7 @@ impl Diagnoser {
         d: &Diagnostic,
         incident: &Incident,
         env: &Environment,
-        log: &Option<Result<Vec<String>, String>>,
+        log: &Option<BuildLogs>,
         now: DateTime<Utc>,
     ) -> Outcome {
         let name = d.name();
@@ -220,7 +290,7 @@ impl Diagnoser {
         d: &Diagnostic,
         incident: &Incident,
         env: &Environment,
-        log: &Option<Result<Vec<String>, String>>,
+        log: &Option<BuildLogs>,
         now: DateTime<Utc>,
     ) -> Outcome {
         let name = d.name();
@@ -262,11 +332,17 @@ impl Diagnoser {
                 };
                 match self.aws.execution(&env.pipeline, execution).await {
                     Ok(f) => {
-                        let commit = match (&f.revision_id, &f.revision_summary) {
-                            (Some(id), Some(summary)) => {
-                                format!("commit {} \"{}\"", short(id), first_line(summary))
+                        let author = match &f.revision_id {
+                            Some(id) => self.commit_author(env, execution, id).await,
+                            None => None,
+                        };
+                        let by = author.map(|a| format!(" by {a}")).unwrap_or_default();
+                        let message = f.revision_summary.as_deref().map(commit_message);
+                        let commit = match (&f.revision_id, message) {
+                            (Some(id), Some(message)) => {
+                                format!("{} \"{}\"{by}", short(id), first_line(&message))
                             }
-                            (Some(id), None) => format!("commit {}", short(id)),
+                            (Some(id), None) => format!("{}{by}", short(id)),
                             _ => "no source revision recorded".to_string(),
                         };
                         Outcome::new(
@@ -283,8 +359,13 @@ impl Diagnoser {
             Diagnostic::BuildLog(s)
             | Diagnostic::CoverageReport(s)
             | Diagnostic::SecurityReport(s) => match log {
-                Some(Ok(lines)) => self.log_outcome(d, s, lines, now),
-                Some(Err(why)) => Outcome::failed(name, why.clone(), now),
+                Some(BuildLogs {
+                    failed: Ok(lines),
+                    green,
+                }) => self.log_outcome(d, s, lines, green, now),
+                Some(BuildLogs {
+                    failed: Err(why), ..
+                }) => Outcome::failed(name, why.clone(), now),
                 None => Outcome::failed(name, "no log window configured".into(), now),
             },
             Diagnostic::RollbackLog(s) => {
@@ -477,6 +558,32 @@ impl Diagnoser {
         }
     }
 
+    /// The commit's author, from the deployments table's record of this execution or version
+    /// (CodePipeline's artifact revisions do not carry it). Best effort: none when the table
+    /// has no such record or cannot be read.
+    async fn commit_author(
+        &self,
+        env: &Environment,
+        execution: &str,
+        revision: &str,
+    ) -> Option<String> {
+        let records = self
+            .aws
+            .deployments(&env.deployments_table, &env.name)
+            .await
+            .ok()?;
+        records
+            .into_iter()
+            .find(|r| {
+                r.pipeline_execution_id.as_deref() == Some(execution)
+                    || r.version.as_deref().is_some_and(|v| {
+                        !v.is_empty() && (v.starts_with(revision) || revision.starts_with(v))
+                    })
+            })
+            .and_then(|r| r.commit_author)
+            .map(|a| logscan::scrub(&a))
+    }
+
     /// Runbook Incident 3 steps 2–4: the slowest stage, and whether an action looks stuck.
     async fn stage_durations(
         &self,
@@ -540,21 +647,55 @@ impl Diagnoser {
         d: &Diagnostic,
         search: &LogSearch,
         lines: &[String],
+        green: &Result<(String, Vec<String>), String>,
         now: DateTime<Utc>,
     ) -> Outcome {
         let name = d.name();
-        let findings = logscan::analyse(
-            lines,
-            &search.patterns,
-            search.context_lines as usize,
-            search.max_lines as usize,
-            self.config.thresholds.coverage_percent,
-        );
+        let log = logscan::Log::from_lines(lines);
+        let options = logscan::Options {
+            patterns: &search.patterns,
+            context: search.context_lines as usize,
+            max_lines: search.max_lines as usize,
+            coverage_threshold: self.config.thresholds.coverage_percent,
+            causes: &self.config.diagnosis.causes,
+        };
+        let green_log = green
+            .as_ref()
+            .ok()
+            .map(|(_, lines)| logscan::Log::from_lines(lines));
+        let mut findings = logscan::analyse(&log, green_log.as_ref(), &options);
+        if let Err(reason) = green {
+            findings.comparison = logscan::Comparison::Skipped {
+                reason: reason.clone(),
+            };
+        }
         let summary = match d {
             Diagnostic::BuildLog(_) if lines.is_empty() => {
                 "no build log lines in the window".to_string()
             }
-            Diagnostic::BuildLog(_) => findings.summary.clone(),
+            Diagnostic::BuildLog(_) => {
+                let compared = match (&findings.comparison, green) {
+                    (logscan::Comparison::Compared { new_lines, .. }, Ok((build, _))) => format!(
+                        "compared with the last green build {}: {new_lines} new line(s)",
+                        short_build(build)
+                    ),
+                    (logscan::Comparison::Skipped { reason }, _) => {
+                        format!("not compared with a green build: {reason}")
+                    }
+                    _ => String::new(),
+                };
+                let cause = findings
+                    .cause
+                    .as_ref()
+                    .and_then(|c| c.runbook_url.as_ref())
+                    .map(|url| format!(" (runbook: {url})"))
+                    .unwrap_or_default();
+                if compared.is_empty() {
+                    format!("{}{cause}", findings.summary)
+                } else {
+                    format!("{}{cause} · {compared}", findings.summary)
+                }
+            }
             Diagnostic::CoverageReport(_) => match findings.coverage_percent {
                 Some(c) => format!(
                     "coverage {c:.1} % (threshold {} %)",
@@ -573,7 +714,7 @@ impl Diagnoser {
         let excerpt = if matches!(d, Diagnostic::BuildLog(_))
             || !findings.excerpt.is_empty() && summary.starts_with(['c', 's'])
         {
-            findings.excerpt.clone()
+            findings.excerpt_texts()
         } else {
             Vec::new()
         };
@@ -673,8 +814,25 @@ fn aws_reason(e: &AwsError) -> String {
     }
 }
 
+/// `project:uuid` → `project:uuid8`.
+fn short_build(id: &str) -> String {
+    match id.rsplit_once(':') {
+        Some((project, uuid)) => format!("{project}:{}", uuid.get(..8).unwrap_or(uuid)),
+        None => id.to_string(),
+    }
+}
+
 fn short(id: &str) -> &str {
     id.get(..7).unwrap_or(id)
+}
+
+/// The commit message of a revision summary: plain text (CodeCommit, S3) or the JSON that
+/// CodeStar connections write (`{"ProviderType":"GitHub","CommitMessage":"..."}`).
+fn commit_message(summary: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(summary)
+        .ok()
+        .and_then(|v| v.get("CommitMessage")?.as_str().map(String::from))
+        .unwrap_or_else(|| summary.to_string())
 }
 
 fn first_line(text: &str) -> String {

@@ -7,6 +7,7 @@ mod digest;
 mod digest_schedule;
 mod escalate;
 mod explain;
+mod explain_log;
 mod figures;
 mod health;
 mod http;

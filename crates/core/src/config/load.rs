@@ -63,6 +63,62 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     load_str(&text, &|name| std::env::var(name).ok())
 }
 
+/// Loads only what reading a build log needs (`[diagnosis]`, `[thresholds]`, `[escalation]` and
+/// the failure policy's `diagnostics`), for offline tools such as `explain-log` that run where
+/// the daemon's secrets and endpoints are not set. Those sections are validated as usual.
+pub fn load_reading_file(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    let Ok(mut table) = toml::from_str::<toml::Table>(&text) else {
+        // Let the full loader report the syntax error with its position.
+        return load_str(&text, &|name| std::env::var(name).ok());
+    };
+    table.retain(|k, _| ["diagnosis", "thresholds", "escalation"].contains(&k));
+    // Of the policies, the failure policy's diagnostics (the build-log search parameters).
+    if let Some(diagnostics) = toml::from_str::<toml::Table>(&text).ok().and_then(|t| {
+        t.get("policies")?
+            .get("pipeline_execution_failure")?
+            .get("diagnostics")
+            .cloned()
+    }) {
+        let mut policy = toml::Table::new();
+        policy.insert("diagnostics".into(), diagnostics);
+        let mut policies = toml::Table::new();
+        policies.insert(
+            "pipeline_execution_failure".into(),
+            toml::Value::Table(policy),
+        );
+        table.insert("policies".into(), toml::Value::Table(policies));
+    }
+    let mut sources = toml::Table::new();
+    let mut sqs = toml::Table::new();
+    sqs.insert("enabled".into(), toml::Value::Boolean(false));
+    sources.insert("sqs".into(), toml::Value::Table(sqs));
+    table.insert("sources".into(), toml::Value::Table(sources));
+    let mut notifiers = toml::Table::new();
+    let mut sns = toml::Table::new();
+    sns.insert("enabled".into(), toml::Value::Boolean(false));
+    notifiers.insert("sns".into(), toml::Value::Table(sns));
+    table.insert("notifiers".into(), toml::Value::Table(notifiers));
+    let mut environment = toml::Table::new();
+    environment.insert("name".into(), toml::Value::String("production".into()));
+    let mut staging = toml::Table::new();
+    staging.insert("name".into(), toml::Value::String("staging".into()));
+    table.insert(
+        "environments".into(),
+        toml::Value::Array(vec![
+            toml::Value::Table(environment),
+            toml::Value::Table(staging),
+        ]),
+    );
+    let text = toml::to_string(&table).unwrap_or_default();
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
 /// Parses and validates configuration text. `env` looks up `${VAR}` references.
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
@@ -108,6 +164,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "digest",
     "remediation",
     "thresholds",
+    "diagnosis",
     "detection",
     "environment_defaults",
     "environments",
@@ -132,6 +189,7 @@ fn deserialize_raw(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConf
             "remediation" => raw.remediation = unit(value, &key, errors),
             "thresholds" => raw.thresholds = unit(value, &key, errors),
             "detection" => raw.detection = unit(value, &key, errors),
+            "diagnosis" => raw.diagnosis = unit(value, &key, errors),
             "environment_defaults" => raw.environment_defaults = unit(value, &key, errors),
             "environments" => raw.environments = Some(entries(value, &key, errors)),
             "policies" => match value {

@@ -8,7 +8,7 @@ pub mod raw;
 mod resolve;
 mod secret;
 
-pub use load::{load_file, load_str, ConfigError, ConfigErrors};
+pub use load::{load_file, load_reading_file, load_str, ConfigError, ConfigErrors};
 pub use secret::{expand_env, ExpandError, Secret};
 
 use crate::incident::{IncidentType, Severity};
@@ -31,6 +31,7 @@ pub struct Config {
     pub remediation: RemediationConfig,
     pub thresholds: Thresholds,
     pub detection: Detection,
+    pub diagnosis: DiagnosisConfig,
     pub environments: Vec<Environment>,
     pub policies: BTreeMap<IncidentType, Policy>,
 }
@@ -196,6 +197,55 @@ pub struct RemediationConfig {
     pub enabled: bool,
     pub restart_stuck_executions: bool,
     pub max_per_pipeline_per_day: u64,
+}
+
+/// `[diagnosis]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnosisConfig {
+    pub compare_with_last_green: bool,
+    pub causes: Vec<Cause>,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        Self {
+            compare_with_last_green: true,
+            causes: Vec::new(),
+        }
+    }
+}
+
+/// A known failure cause: the first whose pattern matches decides the class.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cause {
+    pub name: String,
+    #[serde(serialize_with = "serialize_regex")]
+    pub pattern: regex::Regex,
+    pub class: crate::finding::RootCauseClass,
+    pub hint: Option<String>,
+    pub runbook_url: Option<String>,
+}
+
+impl Cause {
+    /// A cause from its parts (the pattern must be a valid regular expression).
+    pub fn new(
+        name: &str,
+        pattern: &str,
+        class: crate::finding::RootCauseClass,
+        hint: Option<&str>,
+    ) -> Result<Self, regex::Error> {
+        Ok(Self {
+            name: name.to_string(),
+            pattern: regex::Regex::new(pattern)?,
+            class,
+            hint: hint.map(String::from),
+            runbook_url: None,
+        })
+    }
+}
+
+fn serialize_regex<S: serde::Serializer>(re: &regex::Regex, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(re.as_str())
 }
 
 #[derive(Debug, Clone, Serialize)]

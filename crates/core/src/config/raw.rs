@@ -22,9 +22,40 @@ pub struct RawConfig {
     pub remediation: Option<RawRemediation>,
     pub thresholds: Option<RawThresholds>,
     pub detection: Option<RawDetection>,
+    pub diagnosis: Option<RawDiagnosis>,
     pub environment_defaults: Option<RawEnvironment>,
     pub environments: Option<Vec<RawEnvironment>>,
     pub policies: Option<BTreeMap<String, RawPolicy>>,
+}
+
+/// `[diagnosis]`: how build logs are read.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDiagnosis {
+    /// Compare a failed build's log with the last green build of the same action (one more
+    /// `ListActionExecutions` page and one `FilterLogEvents` stream) and prefer the new lines.
+    /// Default true.
+    pub compare_with_last_green: Option<bool>,
+    /// Known failure causes, checked in order before the built-in reading; the first whose
+    /// `pattern` matches a line of the failing command's output decides the class and is named
+    /// in the post.
+    pub causes: Option<Vec<RawCause>>,
+}
+
+/// `[[diagnosis.causes]]`: a known failure cause (the Jenkins Build Failure Analyzer idea).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCause {
+    /// Short name shown in the post, e.g. "npm registry rate limit".
+    pub name: Option<String>,
+    /// Regular expression (Rust `regex` syntax) matched against each log line, after colour
+    /// codes and CI prefixes are removed.
+    pub pattern: Option<String>,
+    /// Root-cause class it means: test_failure, coverage, security_scan, infrastructure, timeout,
+    /// dependency, compile, lint, aws_throttling or unknown. Default unknown.
+    pub class: Option<String>,
+    /// One line for the on-call, e.g. "npm registry rate limit: retry the stage".
+    pub hint: Option<String>,
+    /// Runbook or wiki page for this cause (https).
+    pub runbook_url: Option<String>,
 }
 
 /// `[daemon]`: process-wide behaviour.

@@ -63,6 +63,7 @@ impl<'a> Resolver<'a> {
         let remediation = self.remediation(raw.remediation.unwrap_or_default());
         let thresholds = self.thresholds(raw.thresholds.unwrap_or_default(), &escalation);
         let detection = self.detection(raw.detection.unwrap_or_default());
+        let diagnosis = self.diagnosis(raw.diagnosis.unwrap_or_default());
         let environments = self.environments(
             raw.environment_defaults.unwrap_or_default(),
             raw.environments,
@@ -83,6 +84,7 @@ impl<'a> Resolver<'a> {
             remediation,
             thresholds,
             detection,
+            diagnosis,
             environments,
             policies,
         }
@@ -778,6 +780,76 @@ impl<'a> Resolver<'a> {
                 .unwrap_or_else(|| vec!["ApproveProduction".to_string()]),
             alarm_rules,
             unmatched_alarms,
+        }
+    }
+
+    fn diagnosis(&mut self, raw: RawDiagnosis) -> DiagnosisConfig {
+        let mut causes = Vec::new();
+        for (i, cause) in raw.causes.unwrap_or_default().into_iter().enumerate() {
+            let path = format!("diagnosis.causes[{i}]");
+            let name = cause.name.unwrap_or_default();
+            if name.trim().is_empty() {
+                self.error(
+                    format!("{path}.name"),
+                    "required; a short name for the post, e.g. \"npm registry rate limit\"",
+                );
+            }
+            let class = match cause.class.as_deref() {
+                None => Some(crate::finding::RootCauseClass::Unknown),
+                Some(c) => {
+                    let parsed = crate::finding::RootCauseClass::parse(c);
+                    if parsed.is_none() {
+                        let names: Vec<&str> = crate::finding::RootCauseClass::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect();
+                        self.error(
+                            format!("{path}.class"),
+                            format!("unknown class {c:?}; use one of: {}", names.join(", ")),
+                        );
+                    }
+                    parsed
+                }
+            };
+            let pattern = match cause.pattern.as_deref() {
+                None | Some("") => {
+                    self.error(
+                        format!("{path}.pattern"),
+                        "required; a regular expression matched against each log line, e.g. \"npm ERR! code E429\"",
+                    );
+                    None
+                }
+                Some(p) => match regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        let why = e.to_string().replace('\n', " ");
+                        let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+                        self.error(
+                            format!("{path}.pattern"),
+                            format!("invalid regular expression: {why}"),
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(url) = &cause.runbook_url {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
+                    self.error(format!("{path}.runbook_url"), "must be an http(s) URL");
+                }
+            }
+            if let (Some(pattern), Some(class)) = (pattern, class) {
+                causes.push(Cause {
+                    name,
+                    pattern,
+                    class,
+                    hint: cause.hint.filter(|h| !h.trim().is_empty()),
+                    runbook_url: cause.runbook_url,
+                });
+            }
+        }
+        DiagnosisConfig {
+            compare_with_last_green: raw.compare_with_last_green.unwrap_or(true),
+            causes,
         }
     }
 

@@ -269,15 +269,15 @@ fn diagnosis_lines(incident: &Incident) -> Vec<String> {
                 || (matches!(d.name.as_str(), "coverage_report" | "security_report")
                     && d.summary.starts_with("no "))
                 || (d.name == "coverage_report" && root_cause.starts_with("coverage "))
-                || (d.name == "security_report" && d.summary == root_cause));
+                || (d.name == "security_report" && root_cause.starts_with(d.summary.as_str())));
         if redundant {
             continue;
         }
         let mark = if d.ok { "" } else { "⚠ " };
         out.push(format!("{mark}{label}: {}", clip(&d.summary, 300)));
         match d.name.as_str() {
-            // The first error lines with their context.
-            "build_log" => out.extend(code_block(d.lines.iter().take(8))),
+            // The failure block, most telling lines first, as much as fits the post.
+            "build_log" => out.extend(code_block(fitting(&d.lines, EXCERPT_LINES, EXCERPT_CHARS))),
             // The rollback Lambda's latest lines (runbook Incident 2 step 1: `logs tail`).
             "rollback_log" => out.extend(code_block(
                 d.lines.iter().skip(d.lines.len().saturating_sub(6)),
@@ -295,6 +295,20 @@ fn diagnosis_lines(incident: &Incident) -> Vec<String> {
         }
     }
     out
+}
+
+/// Lines of the build-log excerpt shown in a post (the stored excerpt keeps up to 40).
+const EXCERPT_LINES: usize = 12;
+/// Characters of excerpt in a post, so that the section stays under Slack's limit with the rest.
+const EXCERPT_CHARS: usize = 1400;
+
+/// The first lines that fit in `chars` characters (each clipped as the code block clips it).
+fn fitting(lines: &[String], most: usize, chars: usize) -> impl Iterator<Item = &String> {
+    let mut used = 0;
+    lines.iter().take(most).take_while(move |l| {
+        used += l.chars().count().min(200) + 1;
+        used <= chars
+    })
 }
 
 /// Log lines as one code block (none when there are no lines).
@@ -394,7 +408,7 @@ mod tests {
                 DiagnosticResult {
                     name: "execution_details".into(),
                     ok: true,
-                    summary: "commit 9e1d4b7 \"feat: retry worker jobs\"".into(),
+                    summary: "9e1d4b7 \"feat: retry worker jobs\" by dev@example.com".into(),
                     lines: vec![],
                     at,
                 },
@@ -426,7 +440,7 @@ mod tests {
             "Execution 3f0c9a52 started 10:02 UTC",
             "Failed: Build › BuildAndTest",
             "JobFailed: \"Error while executing command: npm test",
-            "Commit: commit 9e1d4b7 \"feat: retry worker jobs\"",
+            "Commit: 9e1d4b7 \"feat: retry worker jobs\"",
             "Root cause: root cause: test failure",
             "⚠ Pipeline: could not be fetched",
             "Next (Incident 1: Pipeline Execution Failure)",
