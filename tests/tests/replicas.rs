@@ -193,7 +193,7 @@ async fn three_replicas_500_failures_over_50_pipelines_one_killed_no_duplicates(
 
     // Kill one replica mid-run.
     // Generous limits: the run takes ~3.5 min on moto alone, more beside other tests.
-    let started = eventually(Duration::from_secs(180), || async {
+    let started = eventually(Duration::from_secs(900), || async {
         posts_by_key(&slack, "Next (Incident 1").len() >= 50
     })
     .await;
@@ -206,13 +206,25 @@ async fn three_replicas_500_failures_over_50_pipelines_one_killed_no_duplicates(
     );
 
     // Done: every message handled, every incident stored and posted, no deadline or post left.
-    let done = eventually(Duration::from_secs(600), || async {
-        depth(&moto, &queues.url).await == 0
-            && dynamodb_incidents(&moto).await == 500
-            && posts_by_key(&slack, "Next (Incident 1").len() == 500
-            && waiting(&moto, "DEADLINE#pending").await == 0
-            && waiting(&moto, "OUTBOX#pending").await == 0
-    })
+    // Moto's throughput sets the pace (3.5 to 10 min for this run, more beside other tests):
+    // wait while posts and stored incidents keep moving.
+    let done = while_progressing(
+        Duration::from_secs(240),
+        Duration::from_secs(2400),
+        || async {
+            let incidents = dynamodb_incidents(&moto).await;
+            let posts = slack.accepted().len();
+            let depth = depth(&moto, &queues.url).await;
+            let deadlines = waiting(&moto, "DEADLINE#pending").await;
+            let outbox = waiting(&moto, "OUTBOX#pending").await;
+            let done = depth == 0
+                && incidents == 500
+                && posts_by_key(&slack, "Next (Incident 1").len() == 500
+                && deadlines == 0
+                && outbox == 0;
+            (done, (incidents, posts, depth, deadlines, outbox))
+        },
+    )
     .await;
     assert!(
         done,

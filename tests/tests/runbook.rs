@@ -909,6 +909,16 @@ async fn incident_1_excerpt_prefers_what_is_new_since_the_last_green_build() {
         ]),
     )
     .await;
+    // The deployments table knows who wrote the commit (CodePipeline's revisions do not).
+    create_deployments_table(&w.moto).await;
+    put_deployment(
+        &w.moto,
+        Utc::now(),
+        "9e1d4b7c0ffee",
+        "failed",
+        "feat: retry worker jobs",
+    )
+    .await;
     let daemon = w.daemon("green-diff", false, ENVIRONMENTS).await;
     w.send(&kiro_event(
         "codepipeline-pipeline-failed.json",
@@ -938,6 +948,10 @@ async fn incident_1_excerpt_prefers_what_is_new_since_the_last_green_build() {
         "shared line shown in the post: {excerpt}"
     );
     assert!(w.codepipeline.call_count("ListActionExecutions") >= 1);
+    assert!(
+        post.contains("Commit: 9e1d4b7 \"feat: retry worker jobs\" by dev@example.com"),
+        "the commit reads once, with its author: {post}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,35 @@ where
     check().await
 }
 
+/// Waits until `state` reports done, as long as it keeps moving: fails only when the progress
+/// figure (anything comparable: counts of what is stored and sent) has not changed for `stall`,
+/// or after `cap` in all. For long runs whose speed is the emulator's, not ours (moto on a busy
+/// machine), so that a slow machine is not mistaken for a stuck daemon.
+pub async fn while_progressing<F, Fut, P>(stall: Duration, cap: Duration, mut state: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, P)>,
+    P: PartialEq,
+{
+    let start = tokio::time::Instant::now();
+    let mut last: Option<P> = None;
+    let mut since = tokio::time::Instant::now();
+    while start.elapsed() < cap {
+        let (done, progress) = state().await;
+        if done {
+            return true;
+        }
+        if last.as_ref() != Some(&progress) {
+            last = Some(progress);
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() > stall {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    false
+}
+
 /// The `[[environments]]` of the generated configuration unless a test gives its own.
 pub const ENVIRONMENTS: &str = r#"[[environments]]
 name = "staging"

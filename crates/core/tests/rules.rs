@@ -1384,3 +1384,47 @@ fn every_incident_type_is_reachable_from_some_input() {
     }
     assert_eq!(seen.len(), IncidentType::ALL.len(), "{seen:?}");
 }
+
+#[test]
+fn builds_throttled_by_aws_on_two_pipelines_look_like_an_outage_l3() {
+    let first = failure("test", "t1", t(-3));
+    let mut second = failure("staging", "s1", t(-1));
+    // The first build's log already showed throttling (its signature is stored).
+    let mut throttled_first = first.clone();
+    throttled_first.error_signature = Some("Throttling".into());
+    let finding = root_cause(&second.key, RootCauseClass::AwsThrottling, None, false);
+    let d = evaluate_finding(
+        &config(),
+        &finding,
+        &view(vec![throttled_first, second.clone()]),
+        t(0),
+    );
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::Update { key, update, .. }
+            if *key == second.key && update.error_signature.as_deref() == Some("Throttling"))),
+        "{d:#?}"
+    );
+    let l3: Vec<_> = escalations(&d)
+        .into_iter()
+        .filter(|(_, l)| l == "L3")
+        .collect();
+    assert_eq!(l3.len(), 2, "both throttled pipelines go to L3: {d:#?}");
+    // Once signed, the same finding changes nothing; one throttled pipeline alone is no outage.
+    second.error_signature = Some("Throttling".into());
+    let again = evaluate_finding(
+        &config(),
+        &finding,
+        &view(vec![first.clone(), second]),
+        t(0),
+    );
+    assert!(again.actions.is_empty(), "{again:#?}");
+    let alone = evaluate_finding(
+        &config(),
+        &root_cause(&first.key, RootCauseClass::AwsThrottling, None, false),
+        &view(vec![first]),
+        t(0),
+    );
+    assert!(escalations(&alone).is_empty(), "{alone:#?}");
+}

@@ -2,11 +2,11 @@
 //! the end (or failure) of a rollback.
 
 use super::alarm::rollback_failed_escalations;
-use super::pipeline::resolve;
+use super::pipeline::{outage_signature, resolve};
 use super::plan::{immediate_levels, schedule};
 use super::{notifications, Ctx, Outcome};
 use crate::config::Environment;
-use crate::decision::{Action, NotificationKind};
+use crate::decision::{Action, ErrorInfo, IncidentUpdate, NotificationKind};
 use crate::finding::{Finding, RollbackStatusFinding, RootCauseClass, RootCauseFinding};
 use crate::incident::{IncidentType, IncidentView};
 
@@ -37,6 +37,9 @@ fn root_cause(
     if !incident.incident_type.is_failure_family() {
         return Vec::new();
     }
+    if f.class == RootCauseClass::AwsThrottling {
+        return throttled(ctx, incident);
+    }
     let threshold = ctx.config.thresholds.coverage_percent;
     let to = match f.class {
         RootCauseClass::SecurityScan => IncidentType::SecurityScanFailure,
@@ -62,6 +65,31 @@ fn root_cause(
         _ => "build log shows security scan failures (cfn-guard / npm audit)".to_string(),
     };
     refine(ctx, env, incident, to, reason)
+}
+
+/// A build that failed on AWS throttling carries the outage rule's throttling signature, so that
+/// several pipelines throttled at once look like the AWS outage they may be (runbook: L3). Only
+/// when the configured `escalation.outage.error_patterns` count throttling, and only once.
+fn throttled(ctx: Ctx<'_>, incident: &IncidentView) -> Vec<Action> {
+    if incident.error_signature.is_some() {
+        return Vec::new();
+    }
+    let probe = ErrorInfo {
+        code: Some("ThrottlingException".to_string()),
+        summary: Some("Rate exceeded".to_string()),
+        external_url: None,
+    };
+    let Some(signature) = outage_signature(ctx, &probe) else {
+        return Vec::new();
+    };
+    vec![Action::Update {
+        key: incident.key.clone(),
+        update: IncidentUpdate {
+            error_signature: Some(signature),
+            ..IncidentUpdate::default()
+        },
+        reason: "build log shows AWS throttling".to_string(),
+    }]
 }
 
 /// Changes an incident's type, keeping key and timeline; severity and escalation follow the new
