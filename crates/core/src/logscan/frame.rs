@@ -142,7 +142,7 @@ fn timeout_marker(text: &str) -> bool {
     static TIMEOUT: OnceLock<Regex> = OnceLock::new();
     re(
         &TIMEOUT,
-        r"(?i)(?:Phase complete: \w+ State: TIMED_OUT|^Build timed out|BUILD_TIMED_OUT|has exceeded the maximum execution time|ERROR: Job failed: execution took longer than|No output has been received in the last \S+|Build timed out \(after \d+ minutes\)|The job (?:running on runner .* )?has exceeded)",
+        r"(?i)(?:Phase complete: \w+ State: TIMED_OUT|^Build timed out|BUILD_TIMED_OUT|has exceeded the maximum execution time|ERROR: Job failed: execution took longer than|No output has been received in the last \S+|The job exceeded the maximum time limit for jobs|Build timed out \(after \d+ minutes\)|The job (?:running on runner .* )?has exceeded)",
     )
     .is_match(text)
 }

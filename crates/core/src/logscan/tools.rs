@@ -166,6 +166,55 @@ const TABLE: &[(u8, Kind, &str)] = &[
         Kind::Test,
         r"Timeout of \d+ms exceeded|^panic: test timed out after",
     ),
+    // sbt, minitest, ExUnit, ctest, XCTest/xcodebuild, clojure.test, prove, dart, R CMD check,
+    // busted, eunit.
+    (
+        8,
+        Kind::Test,
+        r"^\[error\] Failed tests:|^\[error\] Failed: Total \d+, Failed [1-9]|^\[error\]\s+\S+ failed|^\[info\] \*\*\* \d+ TESTS? FAILED",
+    ),
+    (
+        9,
+        Kind::Test,
+        r"^\s*\d+\) (?:Failure|Error):$|^\s*\d+\) test .+ \([\w.]+\)$",
+    ),
+    (
+        7,
+        Kind::Test,
+        r"\d+ (?:runs|tests), \d+ assertions, (?:[1-9]\d* failures|\d+ failures, [1-9]\d* errors)|\b\d+ (?:tests?|properties), [1-9]\d* failures?\b",
+    ),
+    (
+        8,
+        Kind::Test,
+        r"The following tests FAILED:|tests passed, [1-9]\d* tests? failed out of|\*\*\*Failed\b|\*\*\*Exception:",
+    ),
+    (
+        10,
+        Kind::Test,
+        r"XCTAssert\w* failed|^\S+:\d+: error: -\[\S+ \S+\] :",
+    ),
+    (
+        7,
+        Kind::Test,
+        r"\*\* TEST FAILED \*\*|Testing failed:|\bExecuted \d+ tests?, with [1-9]\d* failures?",
+    ),
+    (10, Kind::Test, r"^(?:FAIL|ERROR) in \("),
+    (10, Kind::Test, r"^#\s+Failed test\b"),
+    (
+        7,
+        Kind::Test,
+        r"^Failed \d+/\d+ (?:test programs|subtests)|^Result: FAIL$|^Some tests failed\.$",
+    ),
+    (
+        9,
+        Kind::Test,
+        r"^\* checking .* \.\.\. ERROR$|^\d+ successes / \d+ failures / [1-9]\d* errors|^\d+ successes / [1-9]\d* failures",
+    ),
+    (
+        7,
+        Kind::Test,
+        r"^\s*Failed: [1-9]\d*\.\s+Skipped: \d+\.\s+Passed: \d+\.|\*failed\*$",
+    ),
     // --- compilers ---
     (10, Kind::Compile, r"^error\[E\d+\]: "),
     (6, Kind::Compile, r"^\s*--> \S+:\d+:\d+"),
@@ -368,7 +417,7 @@ const TABLE: &[(u8, Kind, &str)] = &[
     (
         9,
         Kind::Timeout,
-        r"Build timed out|State: TIMED_OUT|has exceeded the maximum execution time|execution took longer than|No output has been received in the last",
+        r"Build timed out|State: TIMED_OUT|has exceeded the maximum execution time|execution took longer than|No output has been received in the last|exceeded the maximum time limit for jobs",
     ),
     // --- security scans and coverage thresholds (for the excerpt; the class needs more) ---
     (
@@ -514,5 +563,30 @@ mod tests {
         assert_eq!(s("[INFO] Building foo 1.0"), 0);
         assert_eq!(k("An error occurred (ThrottlingException) when calling the X operation: Rate exceeded"), Some(Kind::Throttling));
         assert_eq!(s("Tests run: 5, Failures: 0, Errors: 0, Skipped: 0"), 1);
+    }
+
+    #[test]
+    fn other_ecosystems_test_runners_are_test_evidence() {
+        for line in [
+            "[error] Failed tests:",
+            "  1) Failure:",
+            "3 runs, 5 assertions, 1 failures, 0 errors, 0 skips",
+            "  1) test parses the header (ParserTest)",
+            "12 tests, 2 failures",
+            "The following tests FAILED:",
+            "/src/AppTests.swift:12: error: -[AppTests.AppTests testLogin] : XCTAssertEqual failed: (\"1\") is not equal to (\"2\")",
+            "FAIL in (parse-test) (core_test.clj:10)",
+            "#   Failed test 'parses'",
+            "Some tests failed.",
+            "* checking tests ... ERROR",
+        ] {
+            assert_eq!(score(line).map(|(_, k)| k), Some(Kind::Test), "{line}");
+        }
+        assert_eq!(
+            score("The job exceeded the maximum time limit for jobs, and has been terminated.")
+                .map(|(_, k)| k),
+            Some(Kind::Timeout)
+        );
+        assert!(score("0 tests, 0 failures").is_none_or(|(s, _)| s <= 1));
     }
 }
