@@ -652,13 +652,7 @@ impl Diagnoser {
     ) -> Outcome {
         let name = d.name();
         let log = logscan::Log::from_lines(lines);
-        let options = logscan::Options {
-            patterns: &search.patterns,
-            context: search.context_lines as usize,
-            max_lines: search.max_lines as usize,
-            coverage_threshold: self.config.thresholds.coverage_percent,
-            causes: &self.config.diagnosis.causes,
-        };
+        let options = logscan::Options::from_config(&self.config, search);
         let green_log = green
             .as_ref()
             .ok()

@@ -42,17 +42,6 @@ pub fn build_log_search(config: &Config) -> LogSearch {
         .expect("build_log has defaults")
 }
 
-/// How the daemon reads a build log under this configuration.
-pub fn options<'a>(config: &'a Config, search: &'a LogSearch) -> Options<'a> {
-    Options {
-        patterns: &search.patterns,
-        context: search.context_lines as usize,
-        max_lines: search.max_lines as usize,
-        coverage_threshold: config.thresholds.coverage_percent,
-        causes: &config.diagnosis.causes,
-    }
-}
-
 fn read(path: &Path) -> Result<String, String> {
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -82,7 +71,11 @@ pub fn run(config: &Config, args: &ExplainLogArgs) -> ExitCode {
         }
     };
     let search = build_log_search(config);
-    let findings = logscan::analyse(&failed, previous.as_ref(), &options(config, &search));
+    let findings = logscan::analyse(
+        &failed,
+        previous.as_ref(),
+        &Options::from_config(config, &search),
+    );
     if args.json {
         match serde_json::to_string_pretty(&findings) {
             Ok(text) => println!("{text}"),

@@ -4,13 +4,10 @@
 //! "shared" — usually set-up noise that is not why the build failed.
 
 use super::lines::Log;
+use super::re;
 use regex::Regex;
 use std::collections::HashSet;
 use std::sync::OnceLock;
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
-}
 
 /// A line with its volatile parts replaced by placeholders. Small numbers stay: `Failures: 1`
 /// and `Failures: 0` must differ.

@@ -3,13 +3,10 @@
 //! the tool's own result lines, so that a figure is evidence, not a guess.
 
 use super::clip;
+use super::re;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
-}
 
 /// A coverage threshold the build enforced and missed: (measured %, threshold %), from jest's
 /// `coverage threshold for lines (80%) not met: 72.48%`, nyc/istanbul's `Coverage for lines

@@ -6,6 +6,7 @@
 //! taken from; without any framing (a pasted tool output) the whole log is.
 
 use super::lines::Log;
+use super::re;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -52,10 +53,6 @@ impl Framing {
         )
         .is_match(text)
     }
-}
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
 }
 
 /// A command starting, per CI: `(ci, command)`.

@@ -4,6 +4,7 @@
 //! and job/step columns, CodeBuild's `[Container]` clock, Jenkins and GitLab timestamps) taken
 //! off. Line numbers stay those of the file, so that an excerpt can point into it.
 
+use super::re;
 use regex::Regex;
 use std::sync::OnceLock;
 
@@ -93,10 +94,6 @@ impl Log {
     pub fn texts(&self) -> Vec<&str> {
         self.lines.iter().map(|l| l.text.as_str()).collect()
     }
-}
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
 }
 
 /// ANSI escapes and control characters out, CI prefixes off, trailing space trimmed.

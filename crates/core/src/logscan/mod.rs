@@ -48,6 +48,23 @@ pub struct Options<'a> {
     pub causes: &'a [Cause],
 }
 
+impl<'a> Options<'a> {
+    /// How the daemon reads a build log: the `build_log` search's patterns and line budget, the
+    /// coverage threshold and the configured causes.
+    pub fn from_config(
+        config: &'a crate::config::Config,
+        search: &'a crate::config::LogSearch,
+    ) -> Self {
+        Self {
+            patterns: &search.patterns,
+            context: search.context_lines as usize,
+            max_lines: search.max_lines as usize,
+            coverage_threshold: config.thresholds.coverage_percent,
+            causes: &config.diagnosis.causes,
+        }
+    }
+}
+
 impl Default for Options<'_> {
     fn default() -> Self {
         Self {
@@ -130,6 +147,14 @@ impl LogFindings {
     pub fn excerpt_texts(&self) -> Vec<String> {
         self.excerpt.iter().map(|l| l.text.clone()).collect()
     }
+}
+
+/// A pattern compiled once, on first use.
+pub(crate) fn re(
+    cell: &'static std::sync::OnceLock<regex::Regex>,
+    pattern: &str,
+) -> &'static regex::Regex {
+    cell.get_or_init(|| regex::Regex::new(pattern).expect("pattern is valid"))
 }
 
 pub(crate) fn clip(line: &str, limit: usize) -> String {

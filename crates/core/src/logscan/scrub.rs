@@ -1,11 +1,8 @@
 //! Credentials out of every line that leaves the log reader.
 
+use super::re;
 use regex::Regex;
 use std::sync::OnceLock;
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
-}
 
 /// Removes credentials from a log line (AWS keys, Slack/GitHub tokens, bearer tokens,
 /// `password=`/`secret=`/`token=` values, private-key blocks).
