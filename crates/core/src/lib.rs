@@ -8,6 +8,7 @@ pub mod finding;
 pub mod incident;
 pub mod logscan;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod stats;

@@ -9,4 +9,5 @@ mod config;
 mod config_fuzz;
 mod logscan;
 mod readme;
+mod redact;
 mod rules;

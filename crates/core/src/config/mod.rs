@@ -401,6 +401,26 @@ pub struct LogSearch {
 }
 
 impl Config {
+    /// Every secret the configuration holds (so that none is ever posted, stored or served).
+    pub fn secrets(&self) -> Vec<&str> {
+        let slack = self.notifiers.slack.as_ref();
+        [
+            self.http.api_token.as_ref(),
+            slack.and_then(|s| s.webhook_url.as_ref()),
+            slack.and_then(|s| s.bot_token.as_ref()),
+            slack.and_then(|s| s.signing_secret.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(Secret::expose)
+        .collect()
+    }
+
+    /// The redactor of untrusted text under this configuration.
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        crate::redact::Redactor::new(self.secrets())
+    }
+
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name == name)
     }

@@ -23,6 +23,8 @@ pub struct Line {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Log {
     pub lines: Vec<Line>,
+    /// Inside a private key block: its lines are kept as `[REDACTED]` (the numbering stays).
+    in_private_key: bool,
 }
 
 impl Log {
@@ -75,9 +77,16 @@ impl Log {
 
     fn push_piece(&mut self, raw: &str, overwritten: bool) {
         let number = self.lines.len() + 1;
+        let mut text = clean(raw);
+        if self.in_private_key {
+            self.in_private_key = !crate::redact::ends_private_key(&text);
+            text = crate::redact::REDACTED.to_string();
+        } else if crate::redact::opens_private_key(&text) {
+            self.in_private_key = true;
+        }
         self.lines.push(Line {
             number,
-            text: clean(raw),
+            text,
             overwritten,
         });
     }

@@ -10,13 +10,12 @@ pub mod diff;
 pub mod figures;
 pub mod frame;
 pub mod lines;
-mod scrub;
 pub mod tools;
 
+pub use crate::redact::scrub;
 pub use figures::AuditCounts;
 pub use frame::Ci;
 pub use lines::Log;
-pub use scrub::scrub;
 
 use crate::config::Cause;
 use crate::finding::RootCauseClass;
