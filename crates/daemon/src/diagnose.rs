@@ -2,7 +2,7 @@
 //! found (a failed diagnostic says so); turns findings into rule inputs (refinement, rollback
 //! status); and releases the held first post.
 
-use crate::store::{InputRecord, Store};
+use crate::store::{until_stored, InputRecord, Store};
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_aws::diagnostics::Diagnostics;
 use pipeline_responder_aws::AwsError;
@@ -123,7 +123,11 @@ impl Diagnoser {
 
     /// Runs `diagnostics` (or the incident's own list) for `key` and records the results.
     pub async fn run(&self, key: &str, diagnostics: Option<Vec<Diagnostic>>) {
-        let incident = match self.store.incident(key).await {
+        let incident = match until_stored("Loading the incident to diagnose", key, || {
+            self.store.incident(key)
+        })
+        .await
+        {
             Ok(Some((incident, _))) => incident,
             Ok(None) => return,
             Err(e) => {
@@ -159,10 +163,11 @@ impl Diagnoser {
                 self.apply_finding(finding).await;
             }
         }
-        match self
-            .store
-            .record_diagnosis(key, results, update, Utc::now())
-            .await
+        match until_stored("Recording the diagnosis", key, || {
+            self.store
+                .record_diagnosis(key, results.clone(), update.clone(), Utc::now())
+        })
+        .await
         {
             Ok(_) => self.outbox_wakeup.notify_one(),
             Err(e) => tracing::error!(incident_key = %key, error = %e, "Diagnosis not stored"),
@@ -381,7 +386,7 @@ impl Diagnoser {
                             .rev()
                             .take(s.max_lines as usize)
                             .rev()
-                            .map(|l| logscan::scrub(l))
+                            .map(|l| logscan::scrub(l).into_owned())
                             .collect();
                         let summary = if lines.is_empty() {
                             "no rollback log lines in the window".into()
@@ -581,7 +586,7 @@ impl Diagnoser {
                     })
             })
             .and_then(|r| r.commit_author)
-            .map(|a| logscan::scrub(&a))
+            .map(|a| logscan::scrub(&a).into_owned())
     }
 
     /// Runbook Incident 3 steps 2–4: the slowest stage, and whether an action looks stuck.

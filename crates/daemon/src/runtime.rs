@@ -33,7 +33,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             table.clone(),
             replica_id(),
         )),
-    };
+    }
+    .redacting(config.redactor());
     tracing::info!(store = store.kind(), "Store ready");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

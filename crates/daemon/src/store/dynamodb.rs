@@ -1136,6 +1136,20 @@ impl Backend for DynamoStore {
         Ok(())
     }
 
+    async fn probe(&self, now: DateTime<Utc>) -> Result<()> {
+        let mut item = Self::key(format!("PROBE#{}", self.owner), "#PROBE");
+        item.insert("probed_at".into(), n(now.timestamp_millis()));
+        item.insert("expires_at".into(), n(now.timestamp() + 86_400));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk("PutItem", e))
+    }
+
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool> {
         let mut item = Self::key(format!("ONCE#{key}"), "#ONCE");
         item.insert("owner".into(), s(self.owner.clone()));

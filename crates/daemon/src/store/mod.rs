@@ -10,6 +10,7 @@
 //! after the commit and marked sent afterwards, so a crash repeats a post at most once and never
 //! loses one.
 
+mod boundary;
 pub mod dynamodb;
 mod plan;
 mod schema;
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::IncidentsView;
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
+use pipeline_responder_core::redact::Redactor;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -269,11 +271,16 @@ pub trait Backend: Send + Sync + 'static {
     /// caller across processes and restarts; false when it was claimed before. The claim is kept
     /// for `keep_days` (then it may be forgotten).
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool>;
+
+    /// Writes (and makes durable) one small record, to learn whether writes work now.
+    async fn probe(&self, now: DateTime<Utc>) -> Result<()>;
 }
 
-/// The daemon's handle on its store. Cheap to clone; all clones share one backend.
+/// The daemon's handle on its store. Cheap to clone; all clones share one backend. Every call
+/// goes through the [`boundary`]: what is written is cleaned of control characters and secrets,
+/// and whether writes work is kept for `/readyz` and the sources.
 #[derive(Clone)]
-pub struct Store(Arc<dyn Backend>);
+pub struct Store(Arc<boundary::Boundary>);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -292,14 +299,62 @@ impl std::ops::Deref for Store {
 impl Store {
     /// Opens (creating if needed) the embedded store file.
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(Self(Arc::new(SqliteStore::open(path)?)))
+        Ok(Self::new(SqliteStore::open(path)?))
     }
 
-    /// Wraps any backend.
+    /// Wraps any backend (redacting the patterns of [`Redactor::default`]).
     pub fn new(backend: impl Backend) -> Self {
-        Self(Arc::new(backend))
+        Self(Arc::new(boundary::Boundary {
+            inner: Arc::new(backend),
+            redactor: Redactor::default(),
+            health: Arc::default(),
+        }))
+    }
+
+    /// The same store, also redacting the configuration's secrets.
+    pub fn redacting(&self, redactor: Redactor) -> Self {
+        Self(Arc::new(boundary::Boundary {
+            inner: Arc::clone(&self.0.inner),
+            redactor,
+            health: Arc::clone(&self.0.health),
+        }))
+    }
+
+    /// Why writes fail, if they do: tries a small write when none was tried in the last
+    /// [`PROBE_EVERY`] (a readiness probe must see a full disk even when nothing else writes),
+    /// and otherwise answers from the last write.
+    pub async fn write_problem(&self) -> Option<String> {
+        if self.0.health.probe_due(PROBE_EVERY) {
+            let _ = self.0.probe(Utc::now()).await;
+        }
+        self.0.health.problem()
     }
 }
+
+/// Runs a store call until it works: a failing store (full disk, a locked or read-only file,
+/// DynamoDB unreachable) is waited out with backoff from 1 s to 30 s, so what is owed (a
+/// diagnosis, a sent-mark) is kept rather than dropped. A malformed item is not retried: it will
+/// not fix itself.
+pub async fn until_stored<T, F, Fut>(what: &str, key: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        match call().await {
+            Err(e) if !matches!(e, StoreError::Malformed { .. }) => {
+                tracing::warn!(incident_key = %key, error = %e, retry_in_secs = pause.as_secs(), "{what}: store failed; retrying until it works");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How often readiness probes may write to the store.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 pub(crate) mod testing;

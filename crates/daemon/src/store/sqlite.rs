@@ -653,6 +653,21 @@ impl Backend for SqliteStore {
         .await
     }
 
+    async fn probe(&self, now: DateTime<Utc>) -> Result<()> {
+        let owner = self.owner.clone();
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            tx.execute(
+                "INSERT INTO claims (key, owner, claimed_at, expires_at) VALUES ('probe/' || ?1, ?1, ?2, ?2)
+                 ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, expires_at = excluded.expires_at",
+                params![owner, now.timestamp_millis()],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn thread(&self, key: &str) -> Result<Option<(String, String)>> {
         let key = key.to_string();
         self.with(move |conn| {
