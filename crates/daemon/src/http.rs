@@ -97,7 +97,8 @@ fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
 const READY_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ready when the configuration is loaded (it is, or the process would not serve), the store
-/// answers within two seconds, and the SQS source (if configured) last received successfully.
+/// answers within two seconds and its writes work (the last write, or a probe write at most
+/// every 5 s), and the SQS source (if configured) last received successfully.
 async fn ready(State(api): State<Api>) -> Response {
     let mut reasons = Vec::new();
     match tokio::time::timeout(READY_STORE_TIMEOUT, api.store.pending_deadlines()).await {
@@ -105,6 +106,14 @@ async fn ready(State(api): State<Api>) -> Response {
         Ok(Err(e)) => reasons.push(e.to_string()),
         Err(_) => reasons.push(format!(
             "store: no answer within {} s",
+            READY_STORE_TIMEOUT.as_secs()
+        )),
+    }
+    match tokio::time::timeout(READY_STORE_TIMEOUT, api.store.write_problem()).await {
+        Ok(None) => {}
+        Ok(Some(problem)) => reasons.push(format!("store writes failing: {problem}")),
+        Err(_) => reasons.push(format!(
+            "store: a write took longer than {} s",
             READY_STORE_TIMEOUT.as_secs()
         )),
     }

@@ -1,6 +1,7 @@
 //! Notifications: the outbox worker drains stored notifications to Slack and SNS, with retries
 //! and backoff; a failed channel is counted and does not stop the others.
 
+pub mod markup;
 pub mod outbox;
 pub mod render;
 pub mod slack;

@@ -2,7 +2,9 @@
 //! Retry-After, and records the outcome. Runs until cancelled; a failing channel delays only its
 //! own posts.
 
+use super::markup::Markup;
 use super::render::render;
+use crate::store::until_stored;
 use super::slack::Slack;
 use super::storm::{Lane, StormGuard};
 use super::{SendError, Sent};
@@ -162,10 +164,12 @@ impl OutboxWorker {
                         queued_ms = (Utc::now() - item.created_at).num_milliseconds(),
                         "Notification sent"
                     );
-                    if let Err(e) = self
-                        .store
-                        .outbox_sent(&item, Utc::now(), outcome.thread)
-                        .await
+                    // Sent: the mark must land, or the post would be sent again.
+                    if let Err(e) = until_stored("Recording a sent notification", &item.key, || {
+                        self.store
+                            .outbox_sent(&item, Utc::now(), outcome.thread.clone())
+                    })
+                    .await
                     {
                         tracing::error!(incident_key = %item.key, error = %e, "Sent but not recorded; may repeat once");
                     }
@@ -234,33 +238,41 @@ impl OutboxWorker {
                     .or_default() += 1;
             }
         }
-        let list = |m: &BTreeMap<String, usize>| {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(" · ")
-        };
-        let mut keys: Vec<String> = items.iter().map(|i| format!("`{}`", i.key)).collect();
-        keys.dedup();
-        let more = keys.len().saturating_sub(5);
-        keys.truncate(5);
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for item in &items {
             *kinds
                 .entry(format!("{:?}", item.notification.kind).to_lowercase())
                 .or_default() += 1;
         }
-        let kind = list(&kinds);
-        let text = format!(
-            "🌪 Storm control: {} more posts grouped into this one ({kind}; more than {} in {} s).\nBy environment: {}\nBy type: {}\nFirst: {}{}\nEvery incident is recorded and escalated: `pipeline-responder incidents list`.",
-            items.len(),
-            self.config.storm.max_incidents,
-            self.config.storm.window_secs,
-            list(&by_env),
-            list(&by_type),
-            keys.join(", "),
-            if more > 0 { format!(" (+{more} more)") } else { String::new() },
-        );
+        let mut keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        keys.dedup();
+        // Written once per markup: keys and environment names are escaped for Slack.
+        let text_in = |m: &Markup| {
+            let list = |counts: &BTreeMap<String, usize>| {
+                counts
+                    .iter()
+                    .map(|(k, v)| format!("{} {v}", m.esc(k)))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            };
+            let more = keys.len().saturating_sub(5);
+            let first: Vec<String> = keys
+                .iter()
+                .take(5)
+                .map(|k| format!("`{}`", m.esc(k)))
+                .collect();
+            format!(
+                "🌪 Storm control: {} more posts grouped into this one ({}; more than {} in {} s).\nBy environment: {}\nBy type: {}\nFirst: {}{}\nEvery incident is recorded and escalated: `pipeline-responder incidents list`.",
+                items.len(),
+                list(&kinds),
+                self.config.storm.max_incidents,
+                self.config.storm.window_secs,
+                list(&by_env),
+                list(&by_type),
+                first.join(", "),
+                if more > 0 { format!(" (+{more} more)") } else { String::new() },
+            )
+        };
         let subject = format!("[STORM] {} grouped notifications", items.len());
         let outcome = if self.dry_run {
             tracing::info!(channel = %lane, grouped = items.len(), "Dry-run: storm summary not sent");
@@ -269,7 +281,8 @@ impl OutboxWorker {
             match &items[0].notification.channel {
                 Channel::Slack { channel } => match &self.slack {
                     Some(slack) => {
-                        let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>()}}]);
+                        let text = text_in(&Markup::slack(&self.config));
+                        let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>(), "verbatim": true}}]);
                         slack.post(channel, &text, &blocks, None).await.map(|_| ())
                     }
                     None => Err(SendError::permanent("slack is not configured")),
@@ -279,7 +292,7 @@ impl OutboxWorker {
                         .publish(
                             topic_arn,
                             &subject,
-                            &text,
+                            &text_in(&Markup::Plain),
                             &[("notification", "storm_summary".to_string())],
                         )
                         .await
@@ -295,8 +308,12 @@ impl OutboxWorker {
                 count(&items[0], "storm_summary", 1);
                 count(&items[0], "summarized", items.len() as u64);
                 tracing::warn!(channel = %lane, grouped = items.len(), "Storm: summary posted instead of individual posts");
-                let ids = items.iter().map(|i| (i.id, i.key.clone())).collect();
-                if let Err(e) = self.store.outbox_summarized(ids, Utc::now()).await {
+                let ids: Vec<_> = items.iter().map(|i| (i.id, i.key.clone())).collect();
+                if let Err(e) = until_stored("Recording a storm summary", &lane, || {
+                    self.store.outbox_summarized(ids.clone(), Utc::now())
+                })
+                .await
+                {
                     tracing::error!(error = %e, "Storm summary sent but not recorded; may repeat once");
                 }
                 1
@@ -428,7 +445,7 @@ impl OutboxWorker {
                     ("incident_key", incident.key.clone()),
                     ("notification", format!("{:?}", n.kind).to_lowercase()),
                 ];
-                sns.publish(topic_arn, &message.subject, &message.text, &attributes)
+                sns.publish(topic_arn, &message.subject, &message.plain, &attributes)
                     .await
                     .map(|_| Sent::default())
                     .map_err(|e| SendError {

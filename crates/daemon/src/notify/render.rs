@@ -1,6 +1,9 @@
 //! What a post says: one renderer for Slack (Block Kit + text fallback) and SNS (subject, body,
-//! attributes), from the stored incident, so every channel tells the same story.
+//! attributes), from the stored incident, so every channel tells the same story. The message is
+//! composed once per markup: untrusted text is escaped for Slack ([`Markup`]) and left plain for
+//! SNS; buttons link only to hosts the markup allows.
 
+use super::markup::Markup;
 use pipeline_responder_core::config::Config;
 use pipeline_responder_core::decision::NotificationKind;
 use pipeline_responder_core::incident::{IncidentType, Severity};
@@ -15,8 +18,10 @@ const SUBJECT_LIMIT: usize = 100;
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    /// Plain text (Slack fallback text, SNS body).
+    /// Slack's fallback text (escaped like the blocks).
     pub text: String,
+    /// Plain text: the SNS body.
+    pub plain: String,
     /// SNS subject.
     pub subject: String,
     /// Slack blocks.
@@ -61,81 +66,17 @@ pub fn render(
     note: Option<&str>,
     mention: Option<&str>,
 ) -> Rendered {
-    let headline = format!(
-        "{} {} · {} · {}",
-        severity_mark(incident.severity),
-        incident.severity.as_str().to_uppercase(),
-        incident.environment,
-        incident.title
+    let slack = Markup::slack(config);
+    let (headline, body) = compose(config, incident, timeline, kind, note, mention, &slack);
+    let (plain_headline, plain_body) = compose(
+        config,
+        incident,
+        timeline,
+        kind,
+        note,
+        mention,
+        &Markup::Plain,
     );
-    let mut lines: Vec<String> = Vec::new();
-    let prefix = match kind {
-        NotificationKind::Opened => None,
-        NotificationKind::Updated => Some("Update"),
-        NotificationKind::Refined => Some("Diagnosis changed the incident type"),
-        NotificationKind::Escalated => Some("⏫ Escalated"),
-        NotificationKind::Reminder => Some("⏰ Reminder"),
-        NotificationKind::Resolved => Some("✅ Resolved"),
-    };
-    let prefix = if kind == NotificationKind::Updated && note == Some("diagnostics") {
-        lines.push("*Diagnostics:*".to_string());
-        None
-    } else {
-        prefix
-    };
-    let prefix = match (kind, note) {
-        (NotificationKind::Escalated, Some(n)) if n.starts_with("to ") => {
-            lines.push(format!("*⏫ Escalated* {}", name_level(config, n)));
-            None
-        }
-        _ => prefix,
-    };
-    if let Some(prefix) = prefix {
-        let detail = note
-            .map(str::to_string)
-            .or_else(|| latest_signal(timeline))
-            .unwrap_or_default();
-        lines.push(
-            format!("*{prefix}*: {detail}")
-                .trim_end_matches(": ")
-                .to_string(),
-        );
-    }
-    if let Some(mention) = mention {
-        lines.push(mention.to_string());
-    }
-    let full = kind == NotificationKind::Opened;
-    let diagnostics_update = kind == NotificationKind::Updated && note == Some("diagnostics");
-    if full {
-        lines.extend(facts_lines(incident));
-    }
-    if kind == NotificationKind::Refined {
-        lines.push(format!("Runbook now: {}", incident.runbook_section));
-    }
-    if full || diagnostics_update || kind == NotificationKind::Refined {
-        lines.extend(diagnosis_lines(incident));
-    }
-    if kind == NotificationKind::Resolved {
-        if let Some(resolved) = incident.resolved_at {
-            lines.push(format!(
-                "Open for {} min.",
-                (resolved - incident.opened_at).num_minutes().max(0)
-            ));
-        }
-    }
-    if full {
-        let ack = incident
-            .ack_by
-            .map(|t| format!(" Ack by {}.", t.format("%H:%M UTC")))
-            .unwrap_or_default();
-        lines.push(format!(
-            "Next ({}): {}{ack}",
-            incident.runbook_section, incident.next_steps
-        ));
-    }
-    lines.push(format!("Incident `{}`", incident.key));
-    let body = clip(&lines.join("\n"), SECTION_LIMIT);
-
     let mut buttons = vec![json!({
         "type": "button",
         "text": {"type": "plain_text", "text": "Pipeline"},
@@ -146,7 +87,8 @@ pub fn render(
         .as_ref()
         .and_then(|e| e.external_url.as_deref())
     {
-        if url.starts_with("https://") {
+        // The event's link (a CodeBuild or CloudWatch page) only when it points at our console.
+        if slack.may_link(url) {
             buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Details"}, "url": url}));
         }
     }
@@ -162,9 +104,10 @@ pub fn render(
             }),
         );
     }
+    // `verbatim`: Slack does not turn bare names and URLs into links or mentions.
     let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": clip(&headline, 150)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(&headline, 150), "verbatim": true}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": body, "verbatim": true}},
         {"type": "actions", "elements": buttons},
     ]);
     let subject = clip(
@@ -184,20 +127,114 @@ pub fn render(
     );
     Rendered {
         text: format!("{headline}\n{}", body.replace('*', "")),
-        subject,
+        plain: format!("{plain_headline}\n{}", plain_body.replace('*', "")),
+        subject: one_line(&subject),
         blocks,
     }
 }
 
+/// SNS subjects are one line of printable ASCII or Unicode: no line breaks.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Headline and body of the message, untrusted parts written with `m`.
+fn compose(
+    config: &Config,
+    incident: &Incident,
+    timeline: &[TimelineEntry],
+    kind: NotificationKind,
+    note: Option<&str>,
+    mention: Option<&str>,
+    m: &Markup,
+) -> (String, String) {
+    let headline = format!(
+        "{} {} · {} · {}",
+        severity_mark(incident.severity),
+        incident.severity.as_str().to_uppercase(),
+        m.esc(&incident.environment),
+        m.esc(&incident.title)
+    );
+    let mut lines: Vec<String> = Vec::new();
+    let prefix = match kind {
+        NotificationKind::Opened => None,
+        NotificationKind::Updated => Some("Update"),
+        NotificationKind::Refined => Some("Diagnosis changed the incident type"),
+        NotificationKind::Escalated => Some("⏫ Escalated"),
+        NotificationKind::Reminder => Some("⏰ Reminder"),
+        NotificationKind::Resolved => Some("✅ Resolved"),
+    };
+    let prefix = if kind == NotificationKind::Updated && note == Some("diagnostics") {
+        lines.push("*Diagnostics:*".to_string());
+        None
+    } else {
+        prefix
+    };
+    let prefix = match (kind, note) {
+        (NotificationKind::Escalated, Some(n)) if n.starts_with("to ") => {
+            lines.push(format!("*⏫ Escalated* {}", m.esc(&name_level(config, n))));
+            None
+        }
+        _ => prefix,
+    };
+    if let Some(prefix) = prefix {
+        let detail = note
+            .map(str::to_string)
+            .or_else(|| latest_signal(timeline))
+            .unwrap_or_default();
+        lines.push(
+            format!("*{prefix}*: {}", m.esc(&detail))
+                .trim_end_matches(": ")
+                .to_string(),
+        );
+    }
+    if let Some(mention) = mention {
+        lines.push(mention.to_string());
+    }
+    let full = kind == NotificationKind::Opened;
+    let diagnostics_update = kind == NotificationKind::Updated && note == Some("diagnostics");
+    if full {
+        lines.extend(facts_lines(incident, m));
+    }
+    if kind == NotificationKind::Refined {
+        lines.push(format!("Runbook now: {}", incident.runbook_section));
+    }
+    if full || diagnostics_update || kind == NotificationKind::Refined {
+        lines.extend(diagnosis_lines(incident, m));
+    }
+    if kind == NotificationKind::Resolved {
+        if let Some(resolved) = incident.resolved_at {
+            lines.push(format!(
+                "Open for {} min.",
+                (resolved - incident.opened_at).num_minutes().max(0)
+            ));
+        }
+    }
+    if full {
+        let ack = incident
+            .ack_by
+            .map(|t| format!(" Ack by {}.", t.format("%H:%M UTC")))
+            .unwrap_or_default();
+        lines.push(format!(
+            "Next ({}): {}{ack}",
+            incident.runbook_section, incident.next_steps
+        ));
+    }
+    lines.push(format!("Incident `{}`", m.esc(&incident.key)));
+    (headline, clip(&lines.join("\n"), SECTION_LIMIT))
+}
+
 /// What failed: execution, stage and action, error, alarms.
-fn facts_lines(incident: &Incident) -> Vec<String> {
+fn facts_lines(incident: &Incident, m: &Markup) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(execution) = &incident.execution_id {
         let started = incident
             .execution_start
             .map(|t| format!(" started {}", t.format("%H:%M UTC")))
             .unwrap_or_default();
-        lines.push(format!("Execution {}{started}", short(execution)));
+        lines.push(format!("Execution {}{started}", m.esc(short(execution))));
     }
     // An approval waits and a slow execution runs at a stage; only failures fail at one.
     let at = match incident.incident_type {
@@ -206,14 +243,17 @@ fn facts_lines(incident: &Incident) -> Vec<String> {
         _ => "Failed",
     };
     match (&incident.stage, &incident.action) {
-        (Some(stage), Some(action)) => lines.push(format!("{at}: {stage} › {action}")),
-        (Some(stage), None) => lines.push(format!("{at}: {stage}")),
+        (Some(stage), Some(action)) => {
+            lines.push(format!("{at}: {} › {}", m.esc(stage), m.esc(action)))
+        }
+        (Some(stage), None) => lines.push(format!("{at}: {}", m.esc(stage))),
         _ => {}
     }
     if let Some(error) = &incident.error {
         if let Some(summary) = &error.summary {
-            let summary = clip(summary, 500);
-            lines.push(match (incident.incident_type, error.code.as_deref()) {
+            let summary = m.esc(&clip(summary, 500)).into_owned();
+            let code = error.code.as_deref().map(|c| m.esc(c).into_owned());
+            lines.push(match (incident.incident_type, code) {
                 // The pipeline's rollback message: level, versions, reason.
                 (IncidentType::RollbackTriggered, Some(code)) => {
                     format!("Rollback ({code}): {summary}")
@@ -225,14 +265,14 @@ fn facts_lines(incident: &Incident) -> Vec<String> {
         }
     }
     if !incident.alarms.is_empty() {
-        lines.push(format!("Alarms: {}", incident.alarms.join(", ")));
+        lines.push(format!("Alarms: {}", m.esc(&incident.alarms.join(", "))));
     }
     lines
 }
 
 /// Diagnostic results: the commit first, then each result; a failed one says so; the build log
 /// excerpt as a code block.
-fn diagnosis_lines(incident: &Incident) -> Vec<String> {
+fn diagnosis_lines(incident: &Incident, m: &Markup) -> Vec<String> {
     if incident.diagnosis.is_empty() {
         return if incident.diagnostics.is_empty() {
             Vec::new()
@@ -274,13 +314,21 @@ fn diagnosis_lines(incident: &Incident) -> Vec<String> {
             continue;
         }
         let mark = if d.ok { "" } else { "⚠ " };
-        out.push(format!("{mark}{label}: {}", clip(&d.summary, 300)));
+        out.push(format!(
+            "{mark}{}: {}",
+            m.esc(label),
+            m.esc(&clip(&d.summary, 300))
+        ));
         match d.name.as_str() {
             // The failure block, most telling lines first, as much as fits the post.
-            "build_log" => out.extend(code_block(fitting(&d.lines, EXCERPT_LINES, EXCERPT_CHARS))),
+            "build_log" => out.extend(code_block(
+                fitting(&d.lines, EXCERPT_LINES, EXCERPT_CHARS),
+                m,
+            )),
             // The rollback Lambda's latest lines (runbook Incident 2 step 1: `logs tail`).
             "rollback_log" => out.extend(code_block(
                 d.lines.iter().skip(d.lines.len().saturating_sub(6)),
+                m,
             )),
             // The commit and rollback reason of the record; per-stage times; the other
             // environment's stages.
@@ -289,7 +337,7 @@ fn diagnosis_lines(incident: &Incident) -> Vec<String> {
                     .iter()
                     .filter(|l| !l.is_empty())
                     .take(3)
-                    .map(|l| format!("  {}", clip(l, 300))),
+                    .map(|l| format!("  {}", m.esc(&clip(l, 300)))),
             ),
             _ => {}
         }
@@ -312,8 +360,10 @@ fn fitting(lines: &[String], most: usize, chars: usize) -> impl Iterator<Item = 
 }
 
 /// Log lines as one code block (none when there are no lines).
-fn code_block<'a>(lines: impl Iterator<Item = &'a String>) -> Option<String> {
-    let lines: Vec<String> = lines.map(|l| clip(&l.replace("```", "'''"), 200)).collect();
+fn code_block<'a>(lines: impl Iterator<Item = &'a String>, m: &Markup) -> Option<String> {
+    let lines: Vec<String> = lines
+        .map(|l| m.esc(&clip(&l.replace("```", "'''"), 200)).into_owned())
+        .collect();
     (!lines.is_empty()).then(|| format!("```{}```", lines.join("\n")))
 }
 
@@ -345,7 +395,7 @@ fn latest_signal(timeline: &[TimelineEntry]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::{TimeZone, Utc};
@@ -354,7 +404,7 @@ mod tests {
     use pipeline_responder_core::incident::{IncidentStatus, IncidentType};
     use pipeline_responder_core::record::DiagnosticResult;
 
-    fn config() -> Config {
+    pub(super) fn config() -> Config {
         load_str(
             "[aws]\naccount_id = \"123456789012\"\n[sources.sqs]\nenabled = false\n[[environments]]\nname = \"production\"\n",
             &|_| None,
@@ -362,7 +412,7 @@ mod tests {
         .unwrap()
     }
 
-    fn incident() -> Incident {
+    pub(super) fn incident() -> Incident {
         let at = Utc.with_ymd_and_hms(2026, 1, 27, 10, 4, 12).unwrap();
         Incident {
             key: "pipeline_execution_failure/kiro-pipeline-production/3f0c9a52".into(),
@@ -588,5 +638,193 @@ mod tests {
             r.text
         );
         assert!(r.text.contains("Coverage: coverage 85.0 %"), "{}", r.text);
+    }
+}
+
+/// Posts from hostile text: whatever a build log, commit message or event field holds, the Slack
+/// post has no live mention, no link to a foreign host and no secret; SNS keeps it plain.
+#[cfg(test)]
+mod hostile {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pipeline_responder_core::config::load_str;
+    use pipeline_responder_core::redact::{Clean, Redactor};
+    use rand::{Rng, SeedableRng};
+
+    const FRAGMENTS: &[&str] = &[
+        "<!channel>",
+        "<!here|here>",
+        "<!everyone>",
+        "<@U0ADMIN>",
+        "<!subteam^S0ONCALL|@oncall>",
+        "<#C0GENERAL>",
+        "<https://evil.example/phish|Acknowledge here>",
+        "<mailto:a@evil.example|mail>",
+        "https://evil.example/login",
+        "http://console.aws.amazon.com.evil.example/",
+        "www.evil.example",
+        "@channel",
+        "@here",
+        "@Everyone",
+        "&lt;!channel&gt;",
+        "```",
+        "*bold*",
+        "ghp_0123456789abcdefABCDEF0123456789abcd",
+        "AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "api_key=sk_live_51HxxxxxxxxxxxxxxxxxxxxxxxXX",
+        "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx",
+        "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+        "https://deploy:hunter2hunter2@git.example.com/repo.git",
+        "configured-secret-value-1234",
+        "\u{1b}[31mred\u{1b}[0m",
+        "plain words",
+        " ",
+        "\n",
+    ];
+    const SECRETS: &[&str] = &[
+        "ghp_0123456789abcdefABCDEF0123456789abcd",
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "sk_live_51Hxxxxxxxxxxxxxxxxxxxxxxx",
+        "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx",
+        "XXXXXXXXXXXXXXXXXXXXXXXX",
+        "c2lnbmF0dXJlc2lnbmF0dXJl",
+        "hunter2hunter2",
+        "configured-secret-value-1234",
+    ];
+
+    fn hostile(rng: &mut rand::rngs::StdRng) -> String {
+        let n = rng.random_range(1..6);
+        (0..n)
+            .map(|_| FRAGMENTS[rng.random_range(0..FRAGMENTS.len())])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Mentions, links and secrets left live in Slack mrkdwn.
+    fn live(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for needle in ["<!", "<@", "<#", "<http", "<mailto", "://evil", "www.evil"] {
+            if text.contains(needle) {
+                found.push(needle.to_string());
+            }
+        }
+        let lower = text.to_lowercase();
+        for word in ["@channel", "@here", "@everyone"] {
+            if lower.contains(word) {
+                found.push(word.to_string());
+            }
+        }
+        for secret in SECRETS {
+            if text.contains(secret) {
+                found.push(format!("secret {secret}"));
+            }
+        }
+        if text.contains('\u{1b}') {
+            found.push("escape".into());
+        }
+        found
+    }
+
+    #[test]
+    fn a_thousand_hostile_incidents_post_nothing_live() {
+        let config = load_str(
+            "[aws]\naccount_id = \"123456789012\"\n[sources.sqs]\nenabled = false\n[[environments]]\nname = \"production\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let redactor = Redactor::new(["configured-secret-value-1234"]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let mut live_found = 0;
+        let mut details_buttons = 0;
+        for round in 0..1000 {
+            let mut incident = super::tests::incident();
+            incident.title = format!("Pipeline failed — {}", hostile(&mut rng));
+            incident.stage = Some(hostile(&mut rng));
+            incident.action = Some(hostile(&mut rng));
+            incident.alarms = vec![hostile(&mut rng)];
+            let error = incident.error.as_mut().unwrap();
+            error.code = Some(hostile(&mut rng));
+            error.summary = Some(hostile(&mut rng));
+            error.external_url = Some(
+                [
+                    "https://evil.example/x",
+                    "https://console.aws.amazon.com/x",
+                    "javascript:alert(1)",
+                ][round % 3]
+                    .into(),
+            );
+            for d in &mut incident.diagnosis {
+                d.summary = hostile(&mut rng);
+                d.lines = (0..4).map(|_| hostile(&mut rng)).collect();
+            }
+            incident.clean(&redactor);
+            let mut timeline = vec![TimelineEntry {
+                at: incident.opened_at,
+                kind: TimelineKind::Signal,
+                text: hostile(&mut rng),
+            }];
+            timeline.clean(&redactor);
+            for kind in [NotificationKind::Opened, NotificationKind::Updated] {
+                let note = hostile(&mut rng);
+                let mut note = note;
+                note.clean(&redactor);
+                let r = render(&config, &incident, &timeline, kind, Some(&note), None);
+                let blocks = r.blocks.to_string();
+                for text in [&r.text, &blocks] {
+                    let found = live(text);
+                    if !found.is_empty() {
+                        live_found += 1;
+                        eprintln!("round {round}: {found:?} in\n{text}");
+                    }
+                }
+                for secret in SECRETS {
+                    assert!(!r.plain.contains(secret), "secret in SNS body: {}", r.plain);
+                }
+                let urls: Vec<&str> = r.blocks[2]["elements"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|b| b["url"].as_str())
+                    .collect();
+                assert!(
+                    urls.iter()
+                        .all(|u| u.starts_with("https://console.aws.amazon.com/")
+                            || u.starts_with(&format!(
+                                "https://{}.console.aws.amazon.com/",
+                                config.aws.region
+                            ))),
+                    "{urls:?}"
+                );
+                details_buttons += usize::from(urls.len() > 1);
+            }
+        }
+        assert_eq!(live_found, 0, "live mentions, links or secrets in posts");
+        // The console link stays a button (a third of the rounds, two posts each).
+        assert_eq!(details_buttons, 666);
+    }
+
+    #[test]
+    fn the_sns_body_keeps_the_text_as_written() {
+        let config = super::tests::config();
+        let mut incident = super::tests::incident();
+        incident.error.as_mut().unwrap().summary = Some("a < b && c > d @here".into());
+        let r = render(
+            &config,
+            &incident,
+            &[],
+            NotificationKind::Opened,
+            None,
+            None,
+        );
+        assert!(r.plain.contains("a < b && c > d @here"), "{}", r.plain);
+        assert!(
+            r.text
+                .contains("a &lt; b &amp;&amp; c &gt; d @\u{200B}here"),
+            "{}",
+            r.text
+        );
     }
 }

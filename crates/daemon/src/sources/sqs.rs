@@ -1,6 +1,8 @@
 //! The SQS consumer: long-poll, handle each message, delete in a batch what was stored. A bad
-//! message is left alone (the redrive policy sends it to the DLQ); a store failure leaves the
-//! message for redelivery; a receive failure backs off.
+//! message is left alone (the redrive policy sends it to the DLQ); a receive failure backs off.
+//! A failure of our own store is not the message's fault: the consumer keeps the message in
+//! hand (its visibility extended, so its receive count does not grow towards the DLQ), receives
+//! nothing new, and retries it with backoff until the store takes it; `/readyz` says why.
 
 use crate::health::{Health, SourceState};
 use crate::ingest::{HandleError, Handled, Ingest};
@@ -63,13 +65,26 @@ pub async fn consume(
             finished.clone(),
         ));
         let mut done: Vec<&Received> = Vec::new();
-        for message in &messages {
-            if handle(&ingest, message, &mut stats).await {
-                done.push(message);
+        let mut released: &[Received] = &[];
+        for (i, message) in messages.iter().enumerate() {
+            match hold_until_stored(&ingest, message, &mut stats, &cancel).await {
+                Some(true) => done.push(message),
+                Some(false) => {}
+                None => {
+                    // Stopping while the store fails: hand the rest back at once.
+                    released = &messages[i..];
+                    break;
+                }
             }
         }
         finished.cancel();
         let _ = extender.await;
+        if !released.is_empty() {
+            let back: Vec<&Received> = released.iter().collect();
+            if let Err(e) = queue.extend(&back, 0).await {
+                tracing::warn!(messages = back.len(), error = %e, "Could not hand messages back; they return after their visibility timeout");
+            }
+        }
         if !done.is_empty() {
             match queue.delete(&done).await {
                 Ok(failed) => {
@@ -126,9 +141,43 @@ fn count(outcome: &str) {
         .inc();
 }
 
-/// Handles one message; true when it may be deleted.
-async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> bool {
-    match ingest.handle("sqs", &message.body, Utc::now()).await {
+/// Longest pause between two tries of a message the store could not take.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Handles one message, retrying it while the store fails: `Some(true)` when it may be deleted,
+/// `Some(false)` when it is left to the redrive policy, `None` when `cancel` came first.
+async fn hold_until_stored(
+    ingest: &Ingest,
+    message: &Received,
+    stats: &mut SqsStats,
+    cancel: &CancellationToken,
+) -> Option<bool> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match handle(ingest, message, stats).await {
+            Handling::Done(delete) => return Some(delete),
+            Handling::StoreFailed => {
+                tracing::warn!(message_id = %message.message_id, retry_in_secs = pause.as_secs(), "Store failed; holding the message and receiving nothing new until it works");
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(STORE_RETRY_MAX);
+            }
+        }
+    }
+}
+
+enum Handling {
+    /// Handled: whether the message may be deleted.
+    Done(bool),
+    /// Our store failed; the message is fine.
+    StoreFailed,
+}
+
+/// Handles one message once.
+async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> Handling {
+    let delete = match ingest.handle("sqs", &message.body, Utc::now()).await {
         Ok(Handled::Stored { applied, kind }) => {
             stats.stored += 1;
             count("stored");
@@ -161,8 +210,10 @@ async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> bo
         Err(HandleError::Store(e)) => {
             stats.store_failures += 1;
             count("store_failed");
-            tracing::error!(message_id = %message.message_id, error = %e, "Store failed; message left for redelivery");
-            false
+            tracing::error!(message_id = %message.message_id, error = %e, "Store failed");
+            return Handling::StoreFailed;
         }
-    }
+    };
+    Handling::Done(delete)
 }
+
