@@ -569,3 +569,63 @@ fn every_error_displays_as_one_line() {
         assert_eq!(shown.lines().count(), errors.0.len(), "{text:?}:\n{shown}");
     }
 }
+
+/// Duration settings, as `[section]` and key.
+const DURATIONS: &[(&str, &str)] = &[
+    ("storm", "window_secs"),
+    ("daemon", "shutdown_grace_secs"),
+    ("daemon", "first_post_wait_secs"),
+    ("escalation.outage", "window_secs"),
+    ("escalation.multi_environment", "window_secs"),
+    ("thresholds", "deployment_duration_secs"),
+    ("thresholds", "stuck_after_secs"),
+    ("thresholds", "slow_recurrence_window_secs"),
+    ("digest", "flap_secs"),
+    ("digest", "stale_execution_secs"),
+    ("sources.watcher", "jitter_secs"),
+    ("policies.pipeline_execution_failure", "ack_target_secs"),
+    (
+        "policies.pipeline_execution_failure.diagnostics.build_log",
+        "window_secs",
+    ),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any duration that loads can be added to a clock reading: huge values are refused at load,
+    /// naming the setting, instead of overflowing at run time.
+    #[test]
+    fn every_accepted_duration_fits_the_clock(
+        field in proptest::sample::select(DURATIONS),
+        value in prop_oneof![
+            0i64..=config::MAX_DURATION_SECS,
+            (config::MAX_DURATION_SECS + 1)..=i64::MAX,
+            Just(i64::MAX),
+            Just(10_000_000_000_000_000i64),
+        ],
+    ) {
+        let (section, key) = field;
+        let text = format!(
+            "[aws]\naccount_id = \"123456789012\"\n[sources.sqs]\nenabled = false\n[[environments]]\nname = \"production\"\n[{section}]\n{key} = {value}\n"
+        );
+        match config::load_str(&text, &|_| None) {
+            Ok(_) => {
+                prop_assert!(value <= config::MAX_DURATION_SECS, "{section}.{key} = {value} was accepted");
+                let now = chrono::Utc::now();
+                prop_assert!(now.checked_add_signed(chrono::TimeDelta::seconds(value)).is_some());
+                prop_assert!(std::time::Instant::now().checked_add(std::time::Duration::from_secs(value as u64)).is_some());
+            }
+            Err(ConfigErrors(errors)) => {
+                let path = format!("{section}.{key}");
+                prop_assert!(
+                    value > config::MAX_DURATION_SECS || errors.iter().any(|e| e.path.starts_with(&path)),
+                    "{path} = {value} refused for another reason: {errors:?}"
+                );
+                if value > config::MAX_DURATION_SECS {
+                    prop_assert!(errors.iter().any(|e| e.path == path && e.message.contains("out of range")), "{errors:?}");
+                }
+            }
+        }
+    }
+}

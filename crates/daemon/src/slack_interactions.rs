@@ -12,15 +12,16 @@ use serde_json::Value;
 use sha2::Sha256;
 
 /// Slack's replay window.
-const MAX_AGE_SECS: i64 = 300;
+const MAX_AGE_SECS: u64 = 300;
 
 /// Whether `signature` (`v0=<hex>`) signs `v0:{timestamp}:{body}` with `secret`, and the
 /// timestamp is within the replay window of `now` (epoch seconds).
 pub fn verify(secret: &str, timestamp: &str, body: &str, signature: &str, now: i64) -> bool {
-    let Ok(ts) = timestamp.trim().parse::<i64>() else {
+    // Checked: any i64 (i64::MIN too) is refused as stale, never overflows.
+    let Ok(ts) = timestamp.parse::<i64>() else {
         return false;
     };
-    if (now - ts).abs() > MAX_AGE_SECS {
+    if now.abs_diff(ts) > MAX_AGE_SECS {
         return false;
     }
     let Some(hex_sig) = signature.strip_prefix("v0=") else {
@@ -32,7 +33,11 @@ pub fn verify(secret: &str, timestamp: &str, body: &str, signature: &str, now: i
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
         return false;
     };
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    // Over the header's bytes as sent, not a re-formatted number.
+    mac.update(b"v0:");
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body.as_bytes());
     // Constant-time comparison inside the MAC crate.
     mac.verify_slice(&expected).is_ok()
 }
@@ -167,5 +172,30 @@ mod tests {
         );
         assert!(!verify(secret, "nope", body, "v0=00", ts));
         assert!(!verify(secret, "1531420618", body, "sha1=abc", ts));
+    }
+
+    #[test]
+    fn extreme_or_respelled_timestamps_are_refused_without_overflow() {
+        let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+        let body = "payload=%7B%7D";
+        for ts in [i64::MIN, i64::MAX, -1, 0] {
+            let header = ts.to_string();
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+                .unwrap_or_else(|_| unreachable!());
+            mac.update(format!("v0:{header}:{body}").as_bytes());
+            let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+            for now in [1_700_000_000, i64::MIN, i64::MAX] {
+                // Well signed; refused unless it is within five minutes of `now`.
+                let fresh = now == ts;
+                assert_eq!(verify(secret, &header, body, &signature, now), fresh);
+            }
+        }
+        // The signature covers the header as sent: "+1531420618" or " 1531420618" signed as
+        // "1531420618" is not the same request.
+        let ts = 1531420618;
+        let signed = sign(secret, ts, body);
+        assert!(verify(secret, "1531420618", body, &signed, ts));
+        assert!(!verify(secret, "+1531420618", body, &signed, ts));
+        assert!(!verify(secret, " 1531420618", body, &signed, ts));
     }
 }

@@ -140,6 +140,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         }])
     })?;
     let mut errors = Vec::new();
+    durations_in_bounds(&table, "", &mut errors);
     let raw = deserialize_raw(table, &mut errors);
     let config = Resolver::new(env, &mut errors).resolve(raw);
     // A template in [environment_defaults] is resolved once per environment; say it once.
@@ -149,6 +150,44 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The longest duration any `*_secs` setting may hold: a year and a day. Every timer, window and
+/// timeout is added to clock readings at run time; a bound here keeps that arithmetic in range
+/// (`storm.window_secs = 10000000000000000` would otherwise overflow it).
+pub const MAX_DURATION_SECS: i64 = 366 * 24 * 3600;
+
+/// Every `*_secs` value anywhere in the file (sections, arrays of tables) within
+/// `0..=MAX_DURATION_SECS`.
+fn durations_in_bounds(table: &toml::Table, at: &str, errors: &mut Vec<ConfigError>) {
+    for (key, value) in table {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => durations_in_bounds(inner, &path, errors),
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(inner) = item {
+                        durations_in_bounds(inner, &format!("{path}[{i}]"), errors);
+                    }
+                }
+            }
+            toml::Value::Integer(n)
+                if key.ends_with("_secs") && !(0..=MAX_DURATION_SECS).contains(n) =>
+            {
+                errors.push(ConfigError {
+                    path,
+                    message: format!(
+                        "{n} seconds is out of range; write a whole number of seconds from 0 to {MAX_DURATION_SECS} (366 days)"
+                    ),
+                });
+            }
+            _ => {}
+        }
     }
 }
 

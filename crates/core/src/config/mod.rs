@@ -8,7 +8,9 @@ pub mod raw;
 mod resolve;
 mod secret;
 
-pub use load::{load_file, load_reading_file, load_str, ConfigError, ConfigErrors};
+pub use load::{
+    load_file, load_reading_file, load_str, ConfigError, ConfigErrors, MAX_DURATION_SECS,
+};
 pub use secret::{expand_env, ExpandError, Secret};
 
 use crate::incident::{IncidentType, Severity};

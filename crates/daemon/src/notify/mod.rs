@@ -9,6 +9,16 @@ pub mod storm;
 
 use std::time::Duration;
 
+/// Longest wait a server's Retry-After can impose (a huge value would overflow time arithmetic
+/// and hold the lane forever).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+
+/// A Retry-After header's delay in seconds, capped at [`MAX_RETRY_AFTER`].
+pub fn retry_after(header: Option<&str>) -> Option<Duration> {
+    let secs = header?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 /// A successful send.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -42,5 +52,21 @@ impl SendError {
             retry_after: None,
             permanent: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_retry_after_is_capped() {
+        assert_eq!(
+            retry_after(Some("18446744073709551615")),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(retry_after(Some(" 30 ")), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after(Some("-5")), None);
+        assert_eq!(retry_after(None), None);
     }
 }

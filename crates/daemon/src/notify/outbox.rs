@@ -4,11 +4,11 @@
 
 use super::markup::Markup;
 use super::render::render;
-use crate::store::until_stored;
 use super::slack::Slack;
 use super::storm::{Lane, StormGuard};
 use super::{SendError, Sent};
 use crate::metrics::metrics;
+use crate::store::until_stored;
 use crate::store::{channel_name, OutboxItem, Silence, Store};
 use chrono::{Duration as ChronoDuration, Utc};
 use pipeline_responder_aws::sns::SnsPublisher;
@@ -329,11 +329,19 @@ impl OutboxWorker {
         let attempts = item.attempts + 1;
         let give_up = error.permanent || attempts >= MAX_ATTEMPTS;
         count(item, if give_up { "given_up" } else { "failed" }, 1);
-        let backoff = error.retry_after.unwrap_or_else(|| {
-            Duration::from_secs(2u64.saturating_pow(attempts.min(6)).min(MAX_BACKOFF_SECS))
+        let backoff = error
+            .retry_after
+            .unwrap_or_else(|| {
+                Duration::from_secs(2u64.saturating_pow(attempts.min(6)).min(MAX_BACKOFF_SECS))
+            })
+            .min(super::MAX_RETRY_AFTER);
+        let retry_at = (!give_up).then(|| {
+            let now = Utc::now();
+            ChronoDuration::from_std(backoff)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(now)
         });
-        let retry_at =
-            (!give_up).then(|| Utc::now() + ChronoDuration::from_std(backoff).unwrap_or_default());
         tracing::warn!(
             incident_key = %item.key,
             channel = %channel_name(&item.notification),

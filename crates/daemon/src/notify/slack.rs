@@ -5,7 +5,6 @@
 use super::{SendError, Sent};
 use pipeline_responder_core::config::SlackConfig;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Sends to Slack.
 #[derive(Debug, Clone)]
@@ -132,12 +131,12 @@ async fn check_status(
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = super::retry_after(
+        response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+    );
     let body: String = response
         .text()
         .await

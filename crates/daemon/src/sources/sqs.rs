@@ -216,4 +216,3 @@ async fn handle(ingest: &Ingest, message: &Received, stats: &mut SqsStats) -> Ha
     };
     Handling::Done(delete)
 }
-
