@@ -5,6 +5,7 @@
 
 mod aws;
 mod common;
+mod flood;
 mod hostile;
 mod kill9;
 mod proxy;

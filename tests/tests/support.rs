@@ -205,6 +205,8 @@ pub struct Setup<'a> {
     /// Appended to `[sources.watcher]` (after `interval_secs = 10`, `jitter_secs = 0`; a key
     /// given here again replaces those: write the whole override, e.g. `interval_secs = 2`).
     pub watcher_extra: &'a str,
+    /// Appended to the `[http]` section (e.g. `max_connections = 16`).
+    pub http_extra: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -217,6 +219,7 @@ impl Default for Setup<'_> {
             slack_extra: "",
             store: "",
             watcher_extra: "",
+            http_extra: "",
         }
     }
 }
@@ -366,6 +369,7 @@ fn write_config(queue_url: &str, dir: &std::path::Path, setup: &Setup<'_>) {
         slack_extra,
         store,
         watcher_extra,
+        http_extra,
         ..
     } = *setup;
     std::fs::create_dir_all(dir).unwrap();
@@ -398,6 +402,7 @@ account_id = "{ACCOUNT}"
 [http]
 listen = "127.0.0.1:0"
 api_token = "${{TEST_API_TOKEN:-}}"
+{http_extra}
 [store]
 {store}
 [sources.sqs]

@@ -623,7 +623,7 @@ proptest! {
                     "{path} = {value} refused for another reason: {errors:?}"
                 );
                 if value > config::MAX_DURATION_SECS {
-                    prop_assert!(errors.iter().any(|e| e.path == path && e.message.contains("out of range")), "{errors:?}");
+                    prop_assert!(errors.iter().any(|e| e.path == path && e.message.contains("too long")), "{errors:?}");
                 }
             }
         }

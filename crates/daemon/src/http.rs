@@ -3,7 +3,7 @@
 
 use crate::ingest::{HandleError, Handled, Ingest};
 use crate::store::Store;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,7 +27,16 @@ pub struct Api {
     pub health: Arc<crate::health::Health>,
 }
 
+/// Body limits: an ack, a resolve or a silence is a few lines of JSON; a Slack interaction is
+/// a form of at most a few KiB; an EventBridge event is at most 256 KiB.
+const SMALL_BODY: usize = 8 * 1024;
+const SLACK_BODY: usize = 64 * 1024;
+const EVENT_BODY: usize = 256 * 1024;
+/// A request, body included, is answered within this (a slow body is cut off).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn router(api: Api) -> Router {
+    let small = || DefaultBodyLimit::max(SMALL_BODY);
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
@@ -35,16 +44,62 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(show))
         .route("/api/v1/incidents/{id}/report", get(report))
-        .route("/api/v1/incidents/{id}/ack", post(ack))
-        .route("/api/v1/incidents/{id}/resolve", post(resolve))
-        .route("/api/v1/events", post(events))
-        .route("/api/v1/silences", get(list_silences).post(add_silence))
+        .route("/api/v1/incidents/{id}/ack", post(ack).layer(small()))
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(resolve).layer(small()),
+        )
+        .route(
+            "/api/v1/events",
+            post(events).layer(DefaultBodyLimit::max(EVENT_BODY)),
+        )
+        .route(
+            "/api/v1/silences",
+            get(list_silences).post(add_silence).layer(small()),
+        )
         .route("/api/v1/silences/{id}", axum::routing::delete(end_silence))
         .route(
             "/slack/interactions",
-            post(crate::slack_interactions::interactions),
+            post(crate::slack_interactions::interactions).layer(DefaultBodyLimit::max(SLACK_BODY)),
         )
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(api)
+}
+
+/// Paths that answer without the bearer token: probes, the scrape, and Slack (which signs).
+fn public(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/slack/interactions"
+    )
+}
+
+/// In front of routing: the token is checked before any body is read and before a bad path is
+/// answered (an unauthenticated caller learns nothing but 401); every request has a deadline.
+async fn guard(
+    State(api): State<Api>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !public(request.uri().path()) {
+        if let Some(refused) = unauthorized(&api, request.headers()) {
+            return refused;
+        }
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request was not completed in time",
+        ),
+    }
+}
+
+/// The router behind its guard, as the listener serves it.
+pub fn app(api: Api) -> Router {
+    let guarded = axum::middleware::from_fn_with_state(api.clone(), guard);
+    // A router nested under the guard so that unmatched paths pass the guard too.
+    Router::new().fallback_service(router(api)).layer(guarded)
 }
 
 /// Serves until `cancel`; logs the bound address (the port may be 0 in tests).
@@ -53,12 +108,9 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, cancel: Cancella
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(addr = %addr, "HTTP listening");
-    let server = axum::serve(listener, router(api))
-        .with_graceful_shutdown(async move { cancel.cancelled().await });
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+    let limits = crate::listener::Limits::new(api.config.http.max_connections);
+    tracing::info!(addr = %addr, max_connections = limits.max_connections, "HTTP listening");
+    crate::listener::serve(listener, app(api), limits, cancel).await;
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

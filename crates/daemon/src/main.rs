@@ -13,6 +13,7 @@ mod health;
 mod http;
 mod incidents_cli;
 mod ingest;
+mod listener;
 mod metrics;
 mod notify;
 mod ops_cli;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub oldest_overdue_deadline: prometheus::Gauge,
     pub store_errors: IntCounterVec,
     pub digests: IntCounterVec,
+    /// Connections closed at accept because the listener was at its connection cap.
+    pub http_refused: prometheus::IntCounter,
     build_info: IntGaugeVec,
 }
 
@@ -147,6 +149,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Weekly digest posts by outcome (posted, failed, skipped: the period was already posted).",
             &["outcome"],
         ),
+        http_refused: {
+            let c = prometheus::IntCounter::new(
+                "pipeline_responder_http_connections_refused_total",
+                "Connections closed at once because the listener had http.max_connections open.",
+            )
+            .expect("valid metric");
+            let _ = prometheus::register(Box::new(c.clone()));
+            c
+        },
         build_info,
     }
 });

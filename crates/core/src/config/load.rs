@@ -158,8 +158,8 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
 /// (`storm.window_secs = 10000000000000000` would otherwise overflow it).
 pub const MAX_DURATION_SECS: i64 = 366 * 24 * 3600;
 
-/// Every `*_secs` value anywhere in the file (sections, arrays of tables) within
-/// `0..=MAX_DURATION_SECS`.
+/// Every `*_secs` value anywhere in the file (sections, arrays of tables) at most
+/// `MAX_DURATION_SECS`.
 fn durations_in_bounds(table: &toml::Table, at: &str, errors: &mut Vec<ConfigError>) {
     for (key, value) in table {
         let path = if at.is_empty() {
@@ -182,7 +182,7 @@ fn durations_in_bounds(table: &toml::Table, at: &str, errors: &mut Vec<ConfigErr
                 errors.push(ConfigError {
                     path,
                     message: format!(
-                        "{n} seconds is out of range; write a whole number of seconds from 0 to {MAX_DURATION_SECS} (366 days)"
+                        "{n} seconds is too long; write a whole number of seconds up to {MAX_DURATION_SECS} (366 days)"
                     ),
                 });
             }

@@ -55,6 +55,8 @@ pub struct AwsConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub api_token: Option<Secret>,
+    /// Connections open at once at most (also bounded by the open-file limit at run time).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -91,6 +91,9 @@ pub struct RawHttp {
     /// Bearer token for `/api/v1/*` (secret: write `${PIPELINE_RESPONDER_API_TOKEN}`). Without
     /// it the API answers 401 to every request.
     pub api_token: Option<String>,
+    /// Connections open at once at most; more are closed at accept. Default 512 (sized for the
+    /// 512 MiB task: an idle connection costs a few KiB, a request in flight its body limit).
+    pub max_connections: Option<u64>,
 }
 
 /// `[store]`: where incidents, processed event ids and deadlines are kept.

@@ -138,6 +138,16 @@ impl<'a> Resolver<'a> {
                 None
             }
             Ok((value, used)) => {
+                // A secret read from a file or a console often ends in a newline: trim it, or
+                // every request would be refused with a token that looks right.
+                let value = value.trim().to_string();
+                if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    self.error(
+                        path,
+                        "contains spaces or control characters; a token or secret is one word: check the value (a pasted line break?)",
+                    );
+                    return None;
+                }
                 let origin = if used.is_empty() {
                     "(written in the file)".to_string()
                 } else {
@@ -315,6 +325,13 @@ impl<'a> Resolver<'a> {
         HttpConfig {
             listen,
             api_token: self.secret("http.api_token", raw.api_token),
+            max_connections: self.in_range(
+                "http.max_connections",
+                raw.max_connections,
+                512,
+                8,
+                100_000,
+            ) as usize,
         }
     }
 
