@@ -176,9 +176,8 @@ fn durations_in_bounds(table: &toml::Table, at: &str, errors: &mut Vec<ConfigErr
                     }
                 }
             }
-            toml::Value::Integer(n)
-                if key.ends_with("_secs") && !(0..=MAX_DURATION_SECS).contains(n) =>
-            {
+            // Negative values are refused by type, with their own message.
+            toml::Value::Integer(n) if key.ends_with("_secs") && *n > MAX_DURATION_SECS => {
                 errors.push(ConfigError {
                     path,
                     message: format!(

@@ -1,8 +1,8 @@
 //! Untrusted text in a post. Build logs, commit messages, event fields and API input are written
 //! by whoever can push a commit or publish to a watched topic; in Slack they must stay text:
 //! `&`, `<`, `>` escaped (no `<!channel>`, `<@U…>` or `<url|disguise>`), plain `@channel`,
-//! `@here`, `@everyone` broken, and URLs to hosts we do not link to defanged
-//! (`hxxps://evil[.]example/…`). SNS bodies are plain text and keep the text as it is; secrets
+//! `@here`, `@everyone` broken, and web URLs to hosts we do not link to defanged
+//! (`hxxps://evil[.]example/…`; an `s3://` or `git://` address is not a link and stays). SNS bodies are plain text and keep the text as it is; secrets
 //! are already gone, scrubbed at the store boundary every stored string passes.
 
 use pipeline_responder_core::config::Config;
@@ -100,8 +100,10 @@ fn url_pattern() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         #[allow(clippy::expect_used)]
-        Regex::new(r"(?i)\b(?:[a-z][a-z0-9+.\-]{1,15}://|www\.)[^\s<>|`'\x22]+")
-            .expect("the URL pattern is valid")
+        Regex::new(
+            r"(?i)\b(?:(?:https?|ftp|javascript|data|file|vbscript)://|www\.)[^\s<>|`'\x22]+",
+        )
+        .expect("the URL pattern is valid")
     })
 }
 
@@ -222,6 +224,7 @@ mod tests {
             assert!(!out.contains("://"), "{bad} → {out}");
         }
         assert!(!hosts().allows("https://evil.example/"));
+        assert_eq!(slack("s3://bucket/key.zip"), "s3://bucket/key.zip");
         assert!(hosts().allows("https://console.aws.amazon.com/x"));
     }
 
