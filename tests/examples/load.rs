@@ -50,7 +50,7 @@ const FIXTURE: &str = concat!(
 );
 
 /// The daemon's `http.api_token` (its `${PIPELINE_RESPONDER_API_TOKEN:-...}` default).
-const API_TOKEN: &str = "local-demo-token";
+const API_TOKEN: &str = "local-demo-token-not-a-secret-0123456789";
 
 /// Environments in the generated configuration (the runbook's three).
 const ENVIRONMENTS: [&str; 3] = ["test", "staging", "production"];
@@ -200,7 +200,7 @@ impl Settings {
         }
         t += "[aws]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n";
         t += "[http]\nlisten = \"${PIPELINE_RESPONDER_LISTEN:-127.0.0.1:0}\"\n";
-        t += "api_token = \"${PIPELINE_RESPONDER_API_TOKEN:-local-demo-token}\"\n";
+        t += "api_token = \"${PIPELINE_RESPONDER_API_TOKEN:-local-demo-token-not-a-secret-0123456789}\"\n";
         t += &format!(
             "[store]\nkind = \"embedded\"\npath = \"{}\"\n",
             state.join("state.db").display()

@@ -658,7 +658,10 @@ name = "production"
 [policies.pipeline_execution_failure]
 escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }]
 "#;
-    let env = [("TEST_API_TOKEN", "api-secret-token-42".to_string())];
+    let env = [(
+        "TEST_API_TOKEN",
+        "api-secret-token-42-0123456789abcdef".to_string(),
+    )];
     let setup = Setup {
         env: &env,
         daemon_extra: "first_post_wait_secs = 0",
@@ -707,7 +710,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     assert_eq!(wrong.status(), 401, "wrong token");
     let accepted = http
         .post(format!("{base}/api/v1/events"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .body(event)
         .send()
         .await
@@ -715,7 +718,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     assert_eq!(accepted.status(), 202);
     let bad = http
         .post(format!("{base}/api/v1/events"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .body("{}")
         .send()
         .await
@@ -726,7 +729,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     let id = key.replace('/', "%2F");
     let list: Value = http
         .get(format!("{base}/api/v1/incidents?status=open"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .send()
         .await
         .unwrap()
@@ -736,7 +739,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     assert_eq!(list["incidents"][0]["key"], key);
     let acked = http
         .post(format!("{base}/api/v1/incidents/{id}/ack"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .body(r#"{"by": "alice"}"#)
         .send()
         .await
@@ -754,7 +757,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     );
     let shown: Value = http
         .get(format!("{base}/api/v1/incidents/{id}"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .send()
         .await
         .unwrap()
@@ -766,7 +769,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
 
     let resolved = http
         .post(format!("{base}/api/v1/incidents/{id}/resolve"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .body(r#"{"by": "bob"}"#)
         .send()
         .await
@@ -782,7 +785,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     assert!(posted, "{}", daemon.log());
     let again = http
         .post(format!("{base}/api/v1/incidents/{id}/resolve"))
-        .bearer_auth("api-secret-token-42")
+        .bearer_auth("api-secret-token-42-0123456789abcdef")
         .send()
         .await
         .unwrap();
@@ -800,7 +803,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
             ])
             .args(args)
             .env_clear()
-            .env("TEST_API_TOKEN", "api-secret-token-42")
+            .env("TEST_API_TOKEN", "api-secret-token-42-0123456789abcdef")
             .env("TEST_SLACK_WEBHOOK", slack.webhook_url())
             .output()
             .unwrap()
@@ -828,7 +831,7 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(
-        !log.contains("api-secret-token-42"),
+        !log.contains("api-secret-token-42-0123456789abcdef"),
         "the API token reached the log"
     );
 }
@@ -856,7 +859,10 @@ async fn slack_ack_button_is_verified_and_replays_or_forgeries_change_nothing() 
     let slack = SlackFake::start().await;
     let queues = create_queues(&moto, "events-slack-ack", 30).await;
     let env = [
-        ("TEST_API_TOKEN", "api-token".to_string()),
+        (
+            "TEST_API_TOKEN",
+            "daemon-api-token-0123456789abcdef0123".to_string(),
+        ),
         ("TEST_SLACK_SIGNING", "slack-signing-secret".to_string()),
     ];
     let setup = Setup {
@@ -897,7 +903,7 @@ async fn slack_ack_button_is_verified_and_replays_or_forgeries_change_nothing() 
                 "{base}/api/v1/incidents/{}",
                 key.replace('/', "%2F")
             ))
-            .bearer_auth("api-token")
+            .bearer_auth("daemon-api-token-0123456789abcdef0123")
             .send()
             .await
             .unwrap()
@@ -987,7 +993,10 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
     let moto = Moto::start().await;
     let slack = SlackFake::start().await;
     let queues = create_queues(&moto, "events-silence", 30).await;
-    let env = [("TEST_API_TOKEN", "api-token".to_string())];
+    let env = [(
+        "TEST_API_TOKEN",
+        "daemon-api-token-0123456789abcdef0123".to_string(),
+    )];
     let setup = Setup {
         env: &env,
         daemon_extra: "first_post_wait_secs = 0",
@@ -1008,7 +1017,7 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
     );
     let created = http
         .post(format!("{base}/api/v1/silences"))
-        .bearer_auth("api-token")
+        .bearer_auth("daemon-api-token-0123456789abcdef0123")
         .json(&silence)
         .send()
         .await
@@ -1019,7 +1028,7 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
         .unwrap();
     let empty = http
         .post(format!("{base}/api/v1/silences"))
-        .bearer_auth("api-token")
+        .bearer_auth("daemon-api-token-0123456789abcdef0123")
         .json(&json!({"duration_secs": 60}))
         .send()
         .await
@@ -1063,7 +1072,7 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
             "{base}/api/v1/incidents/{}",
             "pipeline_execution_failure/kiro-pipeline-staging/quiet-1".replace('/', "%2F")
         ))
-        .bearer_auth("api-token")
+        .bearer_auth("daemon-api-token-0123456789abcdef0123")
         .send()
         .await
         .unwrap()
@@ -1076,7 +1085,7 @@ async fn a_silence_keeps_matching_posts_quiet_while_incidents_are_still_recorded
     // The silence ends: the next staging failure is posted again.
     assert_eq!(
         http.delete(format!("{base}/api/v1/silences/{id}"))
-            .bearer_auth("api-token")
+            .bearer_auth("daemon-api-token-0123456789abcdef0123")
             .send()
             .await
             .unwrap()

@@ -158,7 +158,10 @@ async fn the_binary_runs_as_uid_10001_with_only_its_config_answers_healthz_and_s
             .env("PIPELINE_RESPONDER_TABLE", "responder-image")
             .env("PIPELINE_RESPONDER_QUEUE_URL", &queues.url)
             .env("PIPELINE_RESPONDER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PIPELINE_RESPONDER_API_TOKEN", "image-api-token")
+            .env(
+                "PIPELINE_RESPONDER_API_TOKEN",
+                "image-api-token-0123456789abcdef0123",
+            )
             .env("SLACK_WEBHOOK_URL", slack.webhook_url())
             .env("AWS_ACCOUNT_ID", "123456789012")
             .env("AWS_REGION", "us-east-1")
@@ -243,7 +246,10 @@ async fn the_binary_runs_as_uid_10001_with_only_its_config_answers_healthz_and_s
         "inside ECS's stopTimeout"
     );
     let log = read_log();
-    assert!(!log.contains("image-api-token") && !log.contains(&slack.webhook_url()));
+    assert!(
+        !log.contains("image-api-token-0123456789abcdef0123")
+            && !log.contains(&slack.webhook_url())
+    );
     assert!(
         log.lines().all(|l| l.starts_with('{')),
         "JSON logs off a terminal"

@@ -9,4 +9,6 @@ mod flood;
 mod hostile;
 mod kill9;
 mod proxy;
+mod secrets;
 mod slack_outage;
+mod store_outage;

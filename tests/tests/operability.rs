@@ -13,7 +13,7 @@ use pipeline_responder_e2e::{
 use serde_json::json;
 use std::time::Duration;
 
-const TOKEN: &str = "metrics-api-token-7f3a";
+const TOKEN: &str = "metrics-api-token-7f3a-0123456789abcdef";
 const SIGNING_SECRET: &str = "slack-signing-secret-9c2e";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,6 +550,40 @@ async fn status_summary_and_report_give_the_seeded_figures() {
         "{}",
         daemon.log()
     );
+    // The list pages: newest first, a page at a time, the cursor leading to the rest.
+    let page = api(&base, "GET", "/api/v1/incidents?status=all&limit=1").await;
+    assert_eq!(page["incidents"].as_array().unwrap().len(), 1, "{page}");
+    let next = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let rest = api(
+        &base,
+        "GET",
+        &format!("/api/v1/incidents?status=all&limit=1&cursor={next}"),
+    )
+    .await;
+    assert_eq!(rest["incidents"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    assert_ne!(page["incidents"][0]["key"], rest["incidents"][0]["key"]);
+    assert!(
+        page["incidents"][0]["opened_at"].as_str() >= rest["incidents"][0]["opened_at"].as_str()
+    );
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("cursor=zz", "cursor"),
+    ] {
+        let refused = reqwest::Client::new()
+            .get(format!("{base}/api/v1/incidents?{query}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{query}");
+        let answer = refused.text().await.unwrap();
+        assert!(answer.contains(field), "{query}: {answer}");
+    }
     let key = |execution: &str| {
         format!("pipeline_execution_failure/kiro-pipeline-production/{execution}")
     };

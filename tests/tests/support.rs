@@ -488,6 +488,30 @@ pub async fn seed_failed_build_with(
     log: &str,
     command: &str,
 ) {
+    let lines: Vec<String> = std::fs::read_to_string(format!("{LOGS}/{log}"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    seed_failed_build_lines(
+        codepipeline,
+        moto,
+        &lines,
+        command,
+        "feat: retry worker jobs",
+    )
+    .await;
+}
+
+/// Like [`seed_failed_build_with`], with the build log's `lines` and the commit message
+/// `commit` given.
+pub async fn seed_failed_build_lines(
+    codepipeline: &CodePipelineFake,
+    moto: &Moto,
+    lines: &[String],
+    command: &str,
+    commit: &str,
+) {
     let now = chrono::Utc::now();
     let error = format!("Error while executing command: {command}. Reason: exit status 1");
     let mut failed = ActionModel::new("BuildAndTest", "Failed", now);
@@ -506,7 +530,7 @@ pub async fn seed_failed_build_with(
         action_name: "Source".into(),
         artifact_name: "SourceArtifact".into(),
         revision_id: "9e1d4b7c0ffee".into(),
-        revision_summary: Some("feat: retry worker jobs".into()),
+        revision_summary: Some(commit.into()),
         revision_url: Some(
             "https://github.com/your-org/kiro-codebuild-worker/commit/9e1d4b7c0ffee".into(),
         ),
@@ -526,16 +550,11 @@ pub async fn seed_failed_build_with(
             )
             .with_execution(execution),
     );
-    let lines: Vec<String> = std::fs::read_to_string(format!("{LOGS}/{log}"))
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
     put_log_lines(
         moto,
         "/aws/codebuild/kiro-pipeline-production-build",
         "build-1",
-        &lines,
+        lines,
         now.timestamp_millis() - 60_000,
     )
     .await;

@@ -15,7 +15,7 @@ use crate::support::{LOCAL, SHIPPED};
 
 // Distinctive values, so that a leak is found by a plain substring search.
 const ACCOUNT: &str = "210987654321";
-const API_TOKEN: &str = "api-token-SECRET-7f3a91";
+const API_TOKEN: &str = "api-token-SECRET-7f3a91-0123456789abcdef";
 const QUEUE_URL: &str =
     "https://sqs.us-east-1.amazonaws.com/210987654321/pipeline-responder-events";
 const WEBHOOK: &str = "https://hooks.slack.com/services/T0000/B0000/webhook-SECRET-c4e2d8";
@@ -251,7 +251,7 @@ fn local_config_loads_without_any_variable() {
     assert_eq!(config.http.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(
         config.http.api_token.as_ref().unwrap().expose(),
-        "local-demo-token"
+        "local-demo-token-not-a-secret-0123456789"
     );
     assert!(matches!(config.store, StoreConfig::Embedded { ref path } if path == ".demo/state.db"));
     let sqs = config.sources.sqs.as_ref().unwrap();

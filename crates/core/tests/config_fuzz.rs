@@ -18,7 +18,10 @@ use crate::support::{LOCAL, SHIPPED};
 /// The variables the shipped file references, with values that make it valid.
 const SHIPPED_VARS: &[(&str, &str)] = &[
     ("AWS_ACCOUNT_ID", "210987654321"),
-    ("PIPELINE_RESPONDER_API_TOKEN", "api-token"),
+    (
+        "PIPELINE_RESPONDER_API_TOKEN",
+        "api-token-for-the-config-fuzz-0123456789",
+    ),
     (
         "PIPELINE_RESPONDER_QUEUE_URL",
         "https://sqs.us-east-1.amazonaws.com/210987654321/events",

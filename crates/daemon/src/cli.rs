@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 match outcome {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
-                        eprintln!("incidents: {e:#}");
+                        errln!("incidents: {e:#}");
                         ExitCode::FAILURE
                     }
                 }
@@ -125,12 +125,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 config::load_str("", &|_| None).map_err(|_| ExitCode::FAILURE)
             } else {
                 config::load_reading_file(&cli.config).map_err(|errors| {
-                    eprintln!(
+                    errln!(
                         "{}: invalid configuration ({} error(s))",
                         cli.config.display(),
                         errors.0.len()
                     );
-                    eprintln!("{errors}");
+                    errln!("{errors}");
                     ExitCode::from(EXIT_INVALID_CONFIG)
                 })
             };
@@ -142,14 +142,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { dry_run } => match load(&cli.config) {
             Ok(mut config) => {
                 config.daemon.dry_run |= dry_run;
-                crate::runtime::init_logging();
+                crate::runtime::init_logging(config.redactor());
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        eprintln!("run: cannot start the async runtime: {e}");
+                        errln!("run: cannot start the async runtime: {e}");
                         return ExitCode::FAILURE;
                     }
                 };
@@ -181,7 +181,7 @@ fn one_shot(
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("{name}: {e:#}");
+            errln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -205,11 +205,11 @@ fn probe(url: &str, timeout_secs: u64) -> ExitCode {
     match outcome {
         Ok(status) if status.is_success() => ExitCode::SUCCESS,
         Ok(status) => {
-            eprintln!("probe: {url} answered {status}");
+            errln!("probe: {url} answered {status}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("probe: {url}: {e}");
+            errln!("probe: {url}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -218,21 +218,19 @@ fn probe(url: &str, timeout_secs: u64) -> ExitCode {
 /// Loads the configuration or prints every error and returns the exit code.
 pub fn load(path: &Path) -> Result<Config, ExitCode> {
     config::load_file(path).map_err(|errors| {
-        eprintln!(
+        errln!(
             "{}: invalid configuration ({} error(s))",
             path.display(),
             errors.0.len()
         );
-        eprintln!("{errors}");
+        errln!("{errors}");
         ExitCode::from(EXIT_INVALID_CONFIG)
     })
 }
 
 fn create_table(config: &Config) -> ExitCode {
     let config::StoreConfig::Dynamodb { table } = &config.store else {
-        eprintln!(
-            "create-table: store.kind is not \"dynamodb\"; the embedded store needs no table"
-        );
+        errln!("create-table: store.kind is not \"dynamodb\"; the embedded store needs no table");
         return ExitCode::from(EXIT_INVALID_CONFIG);
     };
     let outcome = tokio::runtime::Builder::new_current_thread()
@@ -249,11 +247,11 @@ fn create_table(config: &Config) -> ExitCode {
         });
     match outcome {
         Ok(()) => {
-            println!("create-table: created {table}");
+            outln!("create-table: created {table}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("create-table: {e:#}");
+            errln!("create-table: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -262,7 +260,7 @@ fn create_table(config: &Config) -> ExitCode {
 fn check_config(path: &Path) -> ExitCode {
     match load(path) {
         Ok(config) => {
-            println!(
+            outln!(
                 "{}: valid — {} environment(s): {}; store {}; sources: {}{}; notifiers: {}{}{}",
                 path.display(),
                 config.environments.len(),

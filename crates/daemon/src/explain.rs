@@ -60,7 +60,7 @@ pub fn run(config: &Config, args: &ExplainArgs) -> ExitCode {
     };
     match output {
         Ok(text) => {
-            println!("{text}");
+            outln!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("cannot print the decision: {e}")),
@@ -78,7 +78,7 @@ fn read(path: &PathBuf) -> Result<String, String> {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("explain: {message}");
+    errln!("explain: {message}");
     ExitCode::from(EXIT_BAD_INPUT)
 }
 

@@ -58,7 +58,7 @@ pub fn run(config: &Config, args: &ExplainLogArgs) -> ExitCode {
     let failed = match read(&args.log) {
         Ok(text) => logscan::Log::from_text(&text),
         Err(e) => {
-            eprintln!("explain-log: {e}");
+            errln!("explain-log: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
@@ -66,7 +66,7 @@ pub fn run(config: &Config, args: &ExplainLogArgs) -> ExitCode {
         None => None,
         Some(Ok(text)) => Some(logscan::Log::from_text(&text)),
         Some(Err(e)) => {
-            eprintln!("explain-log: --previous {e}");
+            errln!("explain-log: --previous {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
@@ -78,14 +78,14 @@ pub fn run(config: &Config, args: &ExplainLogArgs) -> ExitCode {
     );
     if args.json {
         match serde_json::to_string_pretty(&findings) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
-                eprintln!("explain-log: {e}");
+                errln!("explain-log: {e}");
                 return ExitCode::FAILURE;
             }
         }
     } else {
-        print!("{}", text(&findings));
+        out!("{}", text(&findings));
     }
     ExitCode::SUCCESS
 }

@@ -25,13 +25,16 @@ pub struct Api {
     pub ingest: Ingest,
     pub outbox_wakeup: Arc<Notify>,
     pub health: Arc<crate::health::Health>,
+    pub scrapes: Arc<crate::metrics::Scrapes>,
 }
 
 /// Body limits: an ack, a resolve or a silence is a few lines of JSON; a Slack interaction is
-/// a form of at most a few KiB; an EventBridge event is at most 256 KiB.
+/// a form of at most a few KiB. An EventBridge event is at most 256 KiB: the events route reads
+/// up to 2 MiB (only with the token) so that a larger one is answered 400 `too_large` and
+/// counted like any rejected event.
 const SMALL_BODY: usize = 8 * 1024;
 const SLACK_BODY: usize = 64 * 1024;
-const EVENT_BODY: usize = 256 * 1024;
+const EVENT_BODY: usize = 2 * 1024 * 1024;
 /// A request, body included, is answered within this (a slow body is cut off).
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -190,7 +193,7 @@ async fn metrics(State(api): State<Api>) -> Response {
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    let body = crate::metrics::render(&api.store, &environments).await;
+    let body = crate::metrics::render(&api.scrapes, &api.store, &environments).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -204,7 +207,13 @@ async fn metrics(State(api): State<Api>) -> Response {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
+
+/// Incidents per page of `GET /api/v1/incidents` unless `limit` says otherwise, and the most.
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 1000;
 
 async fn list(State(api): State<Api>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
@@ -215,8 +224,43 @@ async fn list(State(api): State<Api>, headers: HeaderMap, Query(q): Query<ListQu
         Some("open") => true,
         Some(_) => return error(StatusCode::BAD_REQUEST, "status: use open or all"),
     };
-    match api.store.incidents(active_only).await {
-        Ok(incidents) => Json(json!({"incidents": incidents})).into_response(),
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => PAGE_DEFAULT,
+        Some(Ok(n)) if (1..=PAGE_MAX).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("limit: use a whole number from 1 to {PAGE_MAX}"),
+            )
+        }
+    };
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => match crate::store::Cursor::decode(c) {
+            Some(c) => Some(c),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "cursor: not one this API returned; pass the next_cursor of the previous page, or none for the first page",
+                )
+            }
+        },
+    };
+    // One more than asked tells whether there is a next page.
+    match api
+        .store
+        .incidents_page(active_only, limit + 1, after)
+        .await
+    {
+        Ok(mut incidents) => {
+            let next = (incidents.len() > limit).then(|| {
+                incidents.truncate(limit);
+                incidents
+                    .last()
+                    .map(|i| crate::store::Cursor::after(i).encode())
+            });
+            Json(json!({"incidents": incidents, "next_cursor": next.flatten()})).into_response()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

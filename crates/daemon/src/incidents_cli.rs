@@ -23,6 +23,12 @@ pub enum IncidentsCommand {
         /// `open` or `all`.
         #[arg(long, default_value = "open")]
         status: String,
+        /// Incidents per page (1 to 1000), newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after the page that printed this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Show one incident with its timeline.
     Show { id: String },
@@ -65,6 +71,9 @@ fn segment(id: &str) -> String {
         .replace(' ', "%20")
         .replace('#', "%23")
         .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D")
+        .replace('+', "%2B")
 }
 
 /// Every incident the daemon knows (`GET /api/v1/incidents?status=all`), for `status`,
@@ -77,28 +86,44 @@ pub async fn fetch_all(
     let Some(token) = &config.http.api_token else {
         bail!("http.api_token is not set; incidents come from the daemon's API, which needs it");
     };
-    let response = reqwest::Client::new()
-        .get(format!("{base}/api/v1/incidents?status=all"))
-        .bearer_auth(token.expose())
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the daemon at {base}; is it running? (--api URL)")
-        })?;
-    let status = response.status();
-    if !status.is_success() {
-        bail!("the daemon at {base} answered {}", status.as_u16());
-    }
     #[derive(serde::Deserialize)]
     struct List {
         incidents: Vec<pipeline_responder_core::record::Incident>,
+        #[serde(default)]
+        next_cursor: Option<String>,
     }
-    let list: List = response
-        .json()
-        .await
-        .context("the daemon's incident list is unreadable")?;
-    Ok(list.incidents)
+    let http = reqwest::Client::new();
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/incidents?status=all&limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let response = http
+            .get(url)
+            .bearer_auth(token.expose())
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| {
+                format!("cannot reach the daemon at {base}; is it running? (--api URL)")
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("the daemon at {base} answered {}", status.as_u16());
+        }
+        let page: List = response
+            .json()
+            .await
+            .context("the daemon's incident list is unreadable")?;
+        all.extend(page.incidents);
+        match page.next_cursor {
+            // A cursor is hex: safe in a query string as it is.
+            Some(next) if next.bytes().all(|b| b.is_ascii_hexdigit()) => cursor = Some(next),
+            _ => return Ok(all),
+        }
+    }
 }
 
 pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
@@ -108,9 +133,15 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
     };
     let http = reqwest::Client::new();
     let request = match &args.command {
-        IncidentsCommand::List { status } => {
-            http.get(format!("{base}/api/v1/incidents?status={status}"))
-        }
+        IncidentsCommand::List {
+            status,
+            limit,
+            cursor,
+        } => http.get(format!(
+            "{base}/api/v1/incidents?status={}&limit={limit}&cursor={}",
+            segment(status),
+            segment(cursor.as_deref().unwrap_or_default())
+        )),
         IncidentsCommand::Show { id } => {
             http.get(format!("{base}/api/v1/incidents/{}", segment(id)))
         }
@@ -136,12 +167,12 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
         if let IncidentsCommand::Report { .. } = &args.command {
             let markdown = response.text().await.context("reading the report")?;
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"report": markdown}))?
                 );
             } else {
-                print!("{markdown}");
+                out!("{markdown}");
             }
             return Ok(());
         }
@@ -155,14 +186,19 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     match &args.command {
-        IncidentsCommand::List { .. } => print_table(&body["incidents"]),
+        IncidentsCommand::List { .. } => {
+            print_table(&body["incidents"]);
+            if let Some(next) = body["next_cursor"].as_str() {
+                outln!("more: pass --cursor {next}");
+            }
+        }
         IncidentsCommand::Show { .. } | IncidentsCommand::Report { .. } => print_incident(&body),
-        IncidentsCommand::Ack { id, .. } => println!("acknowledged {id}"),
-        IncidentsCommand::Resolve { id, .. } => println!("resolved {id}"),
+        IncidentsCommand::Ack { id, .. } => outln!("acknowledged {id}"),
+        IncidentsCommand::Resolve { id, .. } => outln!("resolved {id}"),
     }
     Ok(())
 }
@@ -170,15 +206,18 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
 fn print_table(incidents: &Value) {
     let rows = incidents.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
-        println!("no incidents");
+        outln!("no incidents");
         return;
     }
-    println!(
+    outln!(
         "{:<9} {:<13} {:<12} {:<30} KEY",
-        "SEVERITY", "STATUS", "ENVIRONMENT", "TYPE"
+        "SEVERITY",
+        "STATUS",
+        "ENVIRONMENT",
+        "TYPE"
     );
     for i in rows {
-        println!(
+        outln!(
             "{:<9} {:<13} {:<12} {:<30} {}",
             i["severity"].as_str().unwrap_or(""),
             i["status"].as_str().unwrap_or(""),
@@ -191,16 +230,16 @@ fn print_table(incidents: &Value) {
 
 fn print_incident(body: &Value) {
     let i = &body["incident"];
-    println!(
+    outln!(
         "{} · {} · {} · {}",
         i["severity"].as_str().unwrap_or(""),
         i["environment"].as_str().unwrap_or(""),
         i["title"].as_str().unwrap_or(""),
         i["status"].as_str().unwrap_or("")
     );
-    println!("key: {}", i["key"].as_str().unwrap_or(""));
+    outln!("key: {}", i["key"].as_str().unwrap_or(""));
     for entry in body["timeline"].as_array().cloned().unwrap_or_default() {
-        println!(
+        outln!(
             "  {}  {:<12} {}",
             entry["at"].as_str().unwrap_or(""),
             entry["kind"].as_str().unwrap_or(""),

@@ -3,7 +3,8 @@
 //! bounded values (source, kind, reason, type, severity, configured environment, channel,
 //! outcome, level): never an id, a key or an ARN. The AWS request metrics come from
 //! `pipeline_responder_aws::metrics`; the gauges that describe stored state (open incidents,
-//! pending timers) are read from the store when scraped, so every replica reports the truth.
+//! pending timers) are counted by the store when scraped (one count however many scrapers),
+//! so every replica reports the truth.
 
 use crate::store::Store;
 use prometheus::{
@@ -164,8 +165,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// A due timer is overdue when it is this late (the engine ticks at least every 5 s).
 const OVERDUE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
-/// Most due timers read per scrape.
-const OVERDUE_SCAN: usize = 1_000;
 
 /// The metrics (registered on first use).
 pub fn metrics() -> &'static Metrics {
@@ -206,7 +205,7 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     for level in config.escalation.levels.iter().skip(1) {
         m.escalations.with_label_values(&[&level.id, "escalation"]);
     }
-    for operation in ["apply", "deadlines", "outbox", "scrape"] {
+    for operation in ["apply", "deadlines", "outbox", "scrape", "unreadable_row"] {
         m.store_errors.with_label_values(&[operation]);
     }
     for outcome in ["posted", "failed", "skipped"] {
@@ -216,56 +215,26 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     pipeline_responder_aws::metrics::register();
 }
 
-/// Refreshes the store-backed gauges and renders every registered metric in the text format.
-/// A store failure leaves the gauges at their last value (and is counted), never fails the scrape.
-pub async fn render(store: &Store, environments: &[String]) -> String {
-    let m = metrics();
-    match store.incidents(true).await {
-        Ok(incidents) => {
-            for env in environments {
-                for status in ["open", "acknowledged"] {
-                    let n = incidents
-                        .iter()
-                        .filter(|i| &i.environment == env)
-                        .filter(|i| status_label(i.status) == status)
-                        .count();
-                    m.incidents_open
-                        .with_label_values(&[env, status])
-                        .set(n as i64);
-                }
-            }
-        }
-        Err(e) => {
-            m.store_errors.with_label_values(&["scrape"]).inc();
-            tracing::warn!(error = %e, "Metrics: cannot read open incidents");
-        }
-    }
-    match store.pending_deadlines().await {
-        Ok(n) => m.pending_deadlines.set(n),
-        Err(e) => {
-            m.store_errors.with_label_values(&["scrape"]).inc();
-            tracing::warn!(error = %e, "Metrics: cannot count pending deadlines");
-        }
-    }
-    let now = chrono::Utc::now();
-    match store.due_deadlines(now, OVERDUE_SCAN).await {
-        Ok(due) => {
-            let late: Vec<_> = due
-                .iter()
-                .filter(|d| now - d.deadline.at > OVERDUE_AFTER)
-                .collect();
-            m.overdue_deadlines.set(late.len() as i64);
-            let oldest = due
-                .iter()
-                .map(|d| (now - d.deadline.at).num_milliseconds())
-                .max()
-                .unwrap_or(0)
-                .max(0);
-            m.oldest_overdue_deadline.set(oldest as f64 / 1000.0);
-        }
-        Err(e) => {
-            m.store_errors.with_label_values(&["scrape"]).inc();
-            tracing::warn!(error = %e, "Metrics: cannot read due deadlines");
+/// The store-backed gauges' last refresh, shared by every scrape of one daemon: any number of
+/// concurrent scrapers cost at most one count at a time, never one each.
+#[derive(Debug, Default)]
+pub struct Scrapes {
+    /// When the last refresh started (it reflects every write finished before then).
+    last: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Renders every registered metric in the text format, the store-backed gauges brought up to
+/// date first unless a refresh started after this scrape arrived (a scrape that waited for
+/// another's count uses it). A store failure leaves the gauges at their last value (and is
+/// counted), never fails the scrape.
+pub async fn render(scrapes: &Scrapes, store: &Store, environments: &[String]) -> String {
+    let arrived = std::time::Instant::now();
+    {
+        let mut last = scrapes.last.lock().await;
+        if last.is_none_or(|t| t < arrived) {
+            let started = std::time::Instant::now();
+            refresh(store, environments).await;
+            *last = Some(started);
         }
     }
     let mut out = Vec::new();
@@ -273,6 +242,38 @@ pub async fn render(store: &Store, environments: &[String]) -> String {
         tracing::error!(error = %e, "Metrics: encoding failed");
     }
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Sets the gauges from the store's counts.
+async fn refresh(store: &Store, environments: &[String]) {
+    let m = metrics();
+    let now = chrono::Utc::now();
+    match store.gauges(now, OVERDUE_AFTER).await {
+        Ok(gauges) => {
+            for env in environments {
+                for status in ["open", "acknowledged"] {
+                    let n: i64 = gauges
+                        .active
+                        .iter()
+                        .filter(|(e, s, _)| e == env && status_label(*s) == status)
+                        .map(|(_, _, n)| n)
+                        .sum();
+                    m.incidents_open.with_label_values(&[env, status]).set(n);
+                }
+            }
+            m.pending_deadlines.set(gauges.pending_deadlines);
+            m.overdue_deadlines.set(gauges.overdue_deadlines);
+            let oldest = gauges
+                .oldest_due
+                .map(|at| (now - at).num_milliseconds().max(0))
+                .unwrap_or(0);
+            m.oldest_overdue_deadline.set(oldest as f64 / 1000.0);
+        }
+        Err(e) => {
+            m.store_errors.with_label_values(&["scrape"]).inc();
+            tracing::warn!(error = %e, "Metrics: cannot count incidents and deadlines");
+        }
+    }
 }
 
 fn status_label(status: pipeline_responder_core::incident::IncidentStatus) -> &'static str {

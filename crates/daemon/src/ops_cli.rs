@@ -75,12 +75,12 @@ pub async fn status(config: &Config, args: &StatusArgs) -> anyhow::Result<bool> 
         statuses.push(figures::environment_status(&aws, env, &incidents).await);
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"environments": statuses}))?
         );
     } else {
-        print!("{}", figures::status_text(&statuses, Utc::now()));
+        out!("{}", figures::status_text(&statuses, Utc::now()));
     }
     Ok(!statuses.iter().any(figures::status_has_errors))
 }
@@ -119,14 +119,14 @@ pub async fn summary(config: &Config, args: &SummaryArgs) -> anyhow::Result<bool
         );
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"environments": all, "problems": problems}))?
         );
     } else {
-        print!("{}", stats::summary_table(&all));
+        out!("{}", stats::summary_table(&all));
         for p in &problems {
-            println!("unavailable: {p}");
+            outln!("unavailable: {p}");
         }
     }
     Ok(problems.is_empty())
@@ -166,13 +166,13 @@ pub async fn digest(config: &Config, args: &DigestArgs) -> anyhow::Result<bool> 
             .iter()
             .map(|(channel, text)| json!({"channel": channel, "text": text}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"posts": posts, "problems": problems}))?
         );
     } else {
         for (channel, text) in &posts {
-            println!("--- to {channel} ---\n{text}");
+            outln!("--- to {channel} ---\n{text}");
         }
     }
     Ok(problems.is_empty())

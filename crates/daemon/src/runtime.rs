@@ -28,11 +28,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
     let store = match &config.store {
         StoreConfig::Embedded { path } => Store::open(Path::new(path))?,
-        StoreConfig::Dynamodb { table } => Store::new(DynamoStore::new(
-            pipeline_responder_aws::metrics::dynamodb(&sdk),
-            table.clone(),
-            replica_id(),
-        )),
+        StoreConfig::Dynamodb { table } => Store::new(
+            DynamoStore::new(
+                pipeline_responder_aws::metrics::dynamodb(&sdk),
+                table.clone(),
+                replica_id(),
+            )
+            .with_retention_days(config.retention_days),
+        ),
     }
     .redacting(config.redactor());
     tracing::info!(store = store.kind(), "Store ready");
@@ -152,6 +155,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             move || escalator.clone().run(stop.clone()),
         ));
     }
+    {
+        let (store, days, stop) = (store.clone(), config.retention_days, sources_stop.clone());
+        tracker.spawn(supervise(
+            "retention",
+            sources_stop.clone(),
+            fatal.clone(),
+            move || crate::store::retention::run(store.clone(), days, stop.clone()),
+        ));
+    }
     match (&config.notifiers.slack, config.digest.enabled) {
         (Some(slack), true) => {
             let digest = crate::digest::DigestTask {
@@ -182,6 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ingest: ingest.clone(),
         outbox_wakeup: Arc::clone(&wakeup),
         health: Arc::clone(&health),
+        scrapes: Arc::default(),
     };
     tracker.spawn(crate::http::serve(api, listener, sources_stop.clone()));
     let outbox_stop = CancellationToken::new();
@@ -258,14 +271,17 @@ async fn wait_for_signal() {
 }
 
 /// Logs as JSON lines when not on a terminal (CloudWatch Logs), readable text on a terminal;
-/// `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+/// `RUST_LOG` filters (default `info`). Every line passes `redactor` on its way out (the log's
+/// side of the one boundary): configured secrets and credentials are redacted and terminal
+/// control characters removed, whatever field of whatever event carried them.
+pub fn init_logging(redactor: pipeline_responder_core::redact::Redactor) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(false)
+        .with_writer(RedactingStderr(Arc::new(redactor)));
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {
@@ -274,6 +290,33 @@ pub fn init_logging() {
             .flatten_event(true)
             .with_current_span(false)
             .init();
+    }
+}
+
+/// Standard error, each formatted log line cleaned by the redactor first.
+#[derive(Clone)]
+struct RedactingStderr(Arc<pipeline_responder_core::redact::Redactor>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingLine(Arc::clone(&self.0))
+    }
+}
+
+/// One log line on its way to standard error (the formatter writes a line in one call).
+struct RedactingLine(Arc<pipeline_responder_core::redact::Redactor>);
+
+impl std::io::Write for RedactingLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(self.0.clean(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

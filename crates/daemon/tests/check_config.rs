@@ -14,7 +14,10 @@ const BROKEN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/broken
 /// The variables `config/pipeline-responder.toml` needs, with distinctive values.
 const SHIPPED_VARS: [(&str, &str); 4] = [
     ("AWS_ACCOUNT_ID", "210987654321"),
-    ("PIPELINE_RESPONDER_API_TOKEN", "api-token-SECRET-7f3a91"),
+    (
+        "PIPELINE_RESPONDER_API_TOKEN",
+        "api-token-SECRET-7f3a91-0123456789abcdef",
+    ),
     (
         "PIPELINE_RESPONDER_QUEUE_URL",
         "https://sqs.us-east-1.amazonaws.com/210987654321/pipeline-responder-events",

@@ -261,7 +261,14 @@ async fn hostile_messages_are_each_counted_and_left_to_the_dlq_and_the_daemon_ke
     let valid: Vec<String> = (0..5).map(|i| format!("hostile-ok-{i}")).collect();
     super::common::seed_failures(&codepipeline, &moto, "production", &valid).await;
     let [cp, cw] = fake_endpoints(&codepipeline, &cloudwatch);
-    let env = [cp, cw, ("TEST_API_TOKEN", "hostile-api-token".to_string())];
+    let env = [
+        cp,
+        cw,
+        (
+            "TEST_API_TOKEN",
+            "hostile-api-token-0123456789abcdef".to_string(),
+        ),
+    ];
     let setup = Setup {
         env: &env,
         environments: ENVIRONMENTS_NO_STORM,
@@ -418,7 +425,7 @@ async fn hostile_messages_are_each_counted_and_left_to_the_dlq_and_the_daemon_ke
     for (reason, body) in &bodies {
         let response = http
             .post(format!("{base}/api/v1/events"))
-            .bearer_auth("hostile-api-token")
+            .bearer_auth("hostile-api-token-0123456789abcdef")
             .body(body.clone())
             .send()
             .await
@@ -430,7 +437,7 @@ async fn hostile_messages_are_each_counted_and_left_to_the_dlq_and_the_daemon_ke
     }
     let beyond = http
         .post(format!("{base}/api/v1/events"))
-        .bearer_auth("hostile-api-token")
+        .bearer_auth("hostile-api-token-0123456789abcdef")
         .body(vec![b'['; 3_000_000])
         .send()
         .await

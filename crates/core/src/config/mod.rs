@@ -11,6 +11,7 @@ mod secret;
 pub use load::{
     load_file, load_reading_file, load_str, ConfigError, ConfigErrors, MAX_DURATION_SECS,
 };
+pub use resolve::{DYNAMODB_MAX_TIMERS, MIN_API_TOKEN_CHARS};
 pub use secret::{expand_env, ExpandError, Secret};
 
 use crate::incident::{IncidentType, Severity};
@@ -25,6 +26,9 @@ pub struct Config {
     pub aws: AwsConfig,
     pub http: HttpConfig,
     pub store: StoreConfig,
+    /// `store.retention_days`: resolved incidents, processed-event ids and settled posts are
+    /// kept this long, then pruned (SQLite) or expired by TTL (DynamoDB).
+    pub retention_days: u32,
     pub sources: SourcesConfig,
     pub notifiers: NotifiersConfig,
     pub escalation: EscalationConfig,

@@ -106,6 +106,9 @@ pub struct RawStore {
     pub path: Option<String>,
     /// DynamoDB table of the `dynamodb` store (see `deploy/`).
     pub table: Option<String>,
+    /// Days resolved incidents (with their timelines), processed-event ids and settled posts
+    /// are kept. Default 90; at least 8 (the rules look back 8 days for recurrences).
+    pub retention_days: Option<u64>,
 }
 
 /// `[sources]`: how events come in.

@@ -10,6 +10,16 @@ use crate::config::load::ConfigError;
 use crate::incident::{IncidentType, Severity};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Shortest bearer token `http.api_token` may be (the listener is reachable wherever the Slack
+/// button is).
+pub const MIN_API_TOKEN_CHARS: usize = 32;
+
+/// Most timers (escalations and reminders) one policy may schedule per incident with the
+/// DynamoDB store: a change that cancels one policy's timers and schedules another's, with the
+/// incident, its timeline, the processed-event records and the posts, stays within one
+/// transaction's 100 items.
+pub const DYNAMODB_MAX_TIMERS: u64 = 40;
+
 pub(crate) struct Resolver<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: &'a mut Vec<ConfigError>,
@@ -50,7 +60,15 @@ impl<'a> Resolver<'a> {
         let daemon = self.daemon(raw.daemon.unwrap_or_default());
         let aws = self.aws(raw.aws.unwrap_or_default());
         let http = self.http(raw.http.unwrap_or_default());
-        let store = self.store(raw.store.unwrap_or_default());
+        let raw_store = raw.store.unwrap_or_default();
+        let retention_days = self.in_range(
+            "store.retention_days",
+            raw_store.retention_days,
+            90,
+            8,
+            3650,
+        ) as u32;
+        let store = self.store(raw_store);
         let sources = raw.sources.unwrap_or_default();
         let sources = SourcesConfig {
             sqs: self.sqs(sources.sqs.unwrap_or_default()),
@@ -71,11 +89,15 @@ impl<'a> Resolver<'a> {
             &notifiers,
         );
         let policies = self.policies(raw.policies.unwrap_or_default(), &escalation, &environments);
+        if matches!(store, StoreConfig::Dynamodb { .. }) {
+            self.fits_dynamodb(&policies);
+        }
         Config {
             daemon,
             aws,
             http,
             store,
+            retention_days,
             sources,
             notifiers,
             escalation,
@@ -322,9 +344,19 @@ impl<'a> Resolver<'a> {
                 ([0, 0, 0, 0], 9090).into()
             }
         };
+        let api_token = self.secret("http.api_token", raw.api_token);
+        if let Some(token) = &api_token {
+            let n = token.expose().chars().count();
+            if n < MIN_API_TOKEN_CHARS {
+                self.error(
+                    "http.api_token",
+                    format!("is {n} characters long; anyone who can reach the listener can guess a short token: use at least {MIN_API_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 32`"),
+                );
+            }
+        }
         HttpConfig {
             listen,
-            api_token: self.secret("http.api_token", raw.api_token),
+            api_token,
             max_connections: self.in_range(
                 "http.max_connections",
                 raw.max_connections,
@@ -1188,6 +1220,25 @@ impl<'a> Resolver<'a> {
             }
         }
         out
+    }
+
+    /// The DynamoDB store writes each change of an incident in one transaction of at most 100
+    /// items, and a change can cancel one policy's timers and schedule another's (a diagnosis
+    /// that changes the type): a policy with more timers than fit could never be stored.
+    fn fits_dynamodb(&mut self, policies: &BTreeMap<IncidentType, Policy>) {
+        for (incident_type, policy) in policies {
+            let timers: u64 = policy
+                .steps
+                .iter()
+                .map(|s| u64::from(s.after_secs > 0) + s.max_repeats)
+                .sum();
+            if timers > DYNAMODB_MAX_TIMERS {
+                self.error(
+                    format!("policies.{incident_type}.escalation"),
+                    format!("schedules {timers} escalation and reminder timers per incident; with store.kind = \"dynamodb\" at most {DYNAMODB_MAX_TIMERS} fit (each change of an incident is one DynamoDB transaction of at most 100 items): lower max_repeats or use fewer steps"),
+                );
+            }
+        }
     }
 
     fn apply_policy(

@@ -121,6 +121,20 @@ impl Backend for Boundary {
         self.inner.incidents(active_only).await
     }
 
+    async fn incidents_page(
+        &self,
+        active_only: bool,
+        limit: usize,
+        after: Option<super::Cursor>,
+    ) -> Result<Vec<Incident>> {
+        self.inner.incidents_page(active_only, limit, after).await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<super::Pruned> {
+        let pruned = self.inner.prune(before, now).await;
+        self.noted(pruned)
+    }
+
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>> {
         self.inner.outbox_pending(limit).await
     }
@@ -184,6 +198,10 @@ impl Backend for Boundary {
 
     async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
         self.inner.due_deadlines(now, limit).await
+    }
+
+    async fn gauges(&self, now: DateTime<Utc>, late: chrono::Duration) -> Result<super::Gauges> {
+        self.inner.gauges(now, late).await
     }
 
     async fn pending_deadlines(&self) -> Result<i64> {

@@ -8,7 +8,7 @@
 //! | incident        | `INC#<key>`       | `#INC`          | `INCIDENT#active` / `INCIDENT#resolved`   |
 //! | timeline entry  | `INC#<key>`       | `TL#<id>`       | —                                         |
 //! | deadline        | `INC#<key>`       | `DL#<id>`       | `DEADLINE#pending`, sorted by due time    |
-//! | outbox item     | `INC#<key>`       | `OB#<id>`       | `OUTBOX#pending`, sorted by id            |
+//! | outbox item     | `INC#<key>`       | `OB#<id>`       | `OUTBOX#pending`, sorted by id (settled: `expires_at`) |
 //! | Slack thread    | `INC#<key>`       | `#THREAD`       | —                                         |
 //! | processed event | `EVT#<id>`        | `#EVT`          | — (`expires_at` for TTL)                   |
 //! | processed trans.| `TR#<transition>` | `#TR`           | — (`expires_at` for TTL)                   |
@@ -55,8 +55,9 @@ pub const TABLE_DEFINITION: &str = include_str!("../../../../deploy/dynamodb/sta
 
 /// The sparse index of pending work and incidents by state.
 const INDEX: &str = "by-state";
-/// Processed-event markers are kept this long (DynamoDB TTL on `expires_at` removes them).
-const PROCESSED_TTL_DAYS: i64 = 14;
+/// `store.retention_days` unless configured: processed-event markers, settled posts and
+/// resolved incidents are kept this long (DynamoDB TTL on `expires_at` removes them).
+const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// Attempts of an optimistic write before giving up (the input then comes back from SQS).
 const MAX_ATTEMPTS: u32 = 12;
 /// DynamoDB's limit of actions in one transaction.
@@ -80,6 +81,9 @@ pub struct DynamoStore {
     owner: String,
     /// The incidents as last read, refreshed by deltas (see `view`).
     views: Arc<tokio::sync::Mutex<ViewCache>>,
+    /// `store.retention_days`: processed-event markers, settled posts and resolved incidents
+    /// carry `expires_at` this far ahead, for the table's TTL.
+    retention: chrono::Duration,
 }
 
 /// Incident views by key, with the version each was read at.
@@ -99,7 +103,14 @@ impl DynamoStore {
             table: table.into(),
             owner: owner.into(),
             views: Arc::default(),
+            retention: chrono::Duration::days(DEFAULT_RETENTION_DAYS),
         }
+    }
+
+    /// The same store with `store.retention_days` for its TTLs.
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = chrono::Duration::days(days.into());
+        self
     }
 
     /// Creates the table as `deploy/dynamodb/state-table.json` describes it, named `table`
@@ -420,6 +431,15 @@ impl DynamoStore {
         item.insert("opened_at".into(), n(incident.opened_at.timestamp_millis()));
         item.insert("data".into(), s(to_json(incident)?));
         item.insert("view".into(), s(to_json(&incident.view())?));
+        if let Some(resolved) = incident
+            .resolved_at
+            .filter(|_| !incident.status.is_active())
+        {
+            item.insert(
+                "expires_at".into(),
+                n((resolved + self.retention).timestamp()),
+            );
+        }
         match version {
             None => {
                 item.insert("version".into(), n(1));
@@ -491,12 +511,13 @@ impl DynamoStore {
         error: Option<&str>,
     ) -> Result<TransactWriteItem> {
         let mut expression = String::from(
-            "SET #state = :state, sent_at = :now, attempts = attempts + :inc REMOVE g1pk, g1sk, lease_owner, lease_until",
+            "SET #state = :state, sent_at = :now, attempts = attempts + :inc, expires_at = :expires REMOVE g1pk, g1sk, lease_owner, lease_until",
         );
         let mut values = HashMap::from([
             (":state".into(), s(state)),
             (":now".into(), n(now.timestamp_millis())),
             (":inc".into(), n(i64::from(attempted))),
+            (":expires".into(), n((now + self.retention).timestamp())),
         ]);
         if let Some(error) = error {
             expression = expression.replace("SET ", "SET last_error = :err, ");
@@ -546,7 +567,7 @@ impl DynamoStore {
         let changes = plan::apply(input, decision, updates, now, hold, loaded);
         let mut writes = self.change_writes(&changes, &versions, now).await?;
         // The processed markers go last; their condition failing means a duplicate.
-        let expires = n((now + chrono::Duration::days(PROCESSED_TTL_DAYS)).timestamp());
+        let expires = n((now + self.retention).timestamp());
         let markers = writes.len();
         for (pk, sk) in [
             (format!("EVT#{}", input.id), "#EVT"),
@@ -722,8 +743,11 @@ impl Backend for DynamoStore {
             }
         };
         for item in &items {
-            let version = num(item, "version")?;
-            let view: IncidentView = json(item, "view")?;
+            let read =
+                num(item, "version").and_then(|v| Ok((v, json::<IncidentView>(item, "view")?)));
+            let Some((version, view)) = readable(read) else {
+                continue;
+            };
             match cache.views.get(&view.key) {
                 Some((known, _)) if *known >= version => {}
                 _ => {
@@ -763,7 +787,7 @@ impl Backend for DynamoStore {
         };
         let mut timeline = Vec::new();
         for item in self.partition(incident_pk(key), "TL#").await? {
-            timeline.push(json(&item, "data")?);
+            timeline.extend(readable(json(&item, "data")));
         }
         Ok(Some((incident, timeline)))
     }
@@ -775,7 +799,7 @@ impl Backend for DynamoStore {
         }
         let mut out: Vec<Incident> = Vec::with_capacity(items.len());
         for item in &items {
-            out.push(json(item, "data")?);
+            out.extend(readable(json(item, "data")));
         }
         out.sort_by_key(|i| std::cmp::Reverse(i.opened_at));
         Ok(out)
@@ -1243,6 +1267,23 @@ fn malformed(item: &Item, problem: String) -> StoreError {
     StoreError::Malformed {
         item: format!("{}/{}", id("pk"), id("sk")),
         problem,
+    }
+}
+
+/// What a read of many items makes of one: an item that cannot be read (written by another
+/// program, or by a newer version) is counted (`store_errors_total{operation="unreadable_row"}`)
+/// and logged with its id, and left out, so the rest is still served.
+fn readable<T>(read: Result<T>) -> Option<T> {
+    match read {
+        Ok(value) => Some(value),
+        Err(e) => {
+            crate::metrics::metrics()
+                .store_errors
+                .with_label_values(&["unreadable_row"])
+                .inc();
+            tracing::error!(error = %e, "Store: an item is unreadable; left out, serving the rest");
+            None
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
-use pipeline_responder_core::incident::IncidentsView;
+use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
 use pipeline_responder_core::redact::Redactor;
 use std::path::Path;
@@ -127,6 +127,79 @@ pub struct DueDeadline {
     pub environment: String,
 }
 
+/// What the metrics gauges show about stored state, read in one go per scrape.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Gauges {
+    /// Active incidents counted by (environment, status).
+    pub active: Vec<(String, IncidentStatus, i64)>,
+    /// Pending deadlines.
+    pub pending_deadlines: i64,
+    /// Pending deadlines due longer than the `late` given.
+    pub overdue_deadlines: i64,
+    /// When the oldest pending deadline that is due now was due.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// Where a page of the incident list ends: the list is newest first by (opened_at, key), and
+/// the next page starts after this one. Shown to API clients as an opaque string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub opened_at_ms: i64,
+    pub key: String,
+}
+
+impl Cursor {
+    /// The cursor after `incident`.
+    pub fn after(incident: &Incident) -> Self {
+        Self {
+            opened_at_ms: incident.opened_at.timestamp_millis(),
+            key: incident.key.clone(),
+        }
+    }
+
+    /// Opaque, URL-safe form (hex of `<millis>:<key>`).
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.opened_at_ms, self.key)
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Reads what [`Cursor::encode`] wrote; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        if !text.len().is_multiple_of(2) || text.len() > 4096 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        let (ms, key) = text.split_once(':')?;
+        Some(Self {
+            opened_at_ms: ms.parse().ok()?,
+            key: key.to_string(),
+        })
+    }
+
+    /// Whether `incident` comes after this cursor in the list's order.
+    pub fn precedes(&self, incident: &Incident) -> bool {
+        let at = incident.opened_at.timestamp_millis();
+        at < self.opened_at_ms || (at == self.opened_at_ms && incident.key < self.key)
+    }
+}
+
+/// What a retention sweep removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// Resolved incidents (with their timelines, settled posts and timers).
+    pub incidents: u64,
+    /// Processed-event ids.
+    pub events: u64,
+    /// Settled posts, fired timers, ended silences, lapsed claims and quarantined rows.
+    pub other: u64,
+}
+
 /// What storing an input did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -169,6 +242,32 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every incident, newest first (`active_only` leaves out resolved ones).
     async fn incidents(&self, active_only: bool) -> Result<Vec<Incident>>;
+
+    /// One page of [`Backend::incidents`]: newest first by (opened_at, key), at most `limit`,
+    /// after `after`. This default reads them all; SQLite reads only the page.
+    async fn incidents_page(
+        &self,
+        active_only: bool,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Vec<Incident>> {
+        let mut all = self.incidents(active_only).await?;
+        all.sort_by(|a, b| (b.opened_at, &b.key).cmp(&(a.opened_at, &a.key)));
+        Ok(all
+            .into_iter()
+            .filter(|i| after.as_ref().is_none_or(|c| c.precedes(i)))
+            .take(limit)
+            .collect())
+    }
+
+    /// Removes what is older than `before` and no longer needed: resolved incidents (with their
+    /// timelines, settled posts and timers), processed-event ids, settled posts, ended silences,
+    /// lapsed claims. Small batches, so writers are not held up. This default removes nothing
+    /// (DynamoDB's TTL expires such items by itself).
+    async fn prune(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Pruned> {
+        let _ = (before, now);
+        Ok(Pruned::default())
+    }
 
     /// Pending notifications, oldest first (the caller keeps each incident's posts in order).
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>>;
@@ -226,6 +325,25 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Pending deadlines (for readiness and metrics).
     async fn pending_deadlines(&self) -> Result<i64>;
+
+    /// The counts the metrics gauges show. This default reads whole incidents; a backend that
+    /// can count without reading them (SQLite) does so.
+    async fn gauges(&self, now: DateTime<Utc>, late: chrono::Duration) -> Result<Gauges> {
+        let mut active: std::collections::HashMap<(String, IncidentStatus), i64> =
+            Default::default();
+        for incident in self.incidents(true).await? {
+            *active
+                .entry((incident.environment, incident.status))
+                .or_default() += 1;
+        }
+        let due = self.due_deadlines(now, 10_000).await?;
+        Ok(Gauges {
+            active: active.into_iter().map(|((e, s), n)| (e, s, n)).collect(),
+            pending_deadlines: self.pending_deadlines().await?,
+            overdue_deadlines: due.iter().filter(|d| now - d.deadline.at > late).count() as i64,
+            oldest_due: due.iter().map(|d| d.deadline.at).min(),
+        })
+    }
 
     /// When the next pending deadline is due, if any.
     async fn next_deadline_at(&self) -> Result<Option<DateTime<Utc>>>;
@@ -356,6 +474,7 @@ where
 /// How often readiness probes may write to the store.
 pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+pub mod retention;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::Result;
 use rusqlite::Connection;
 
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 pub(super) fn prepare(conn: &Connection) -> Result<()> {
     // WAL keeps readers off the writer's back; FULL makes every commit durable (fsync).
@@ -108,6 +108,24 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
                  expires_at INTEGER NOT NULL
              );
              PRAGMA user_version = 4;
+             COMMIT;",
+        )?;
+    }
+    if version < 5 {
+        // Unreadable incident rows are moved aside (see `sqlite::readable`); the retention
+        // sweep finds old processed events and sent posts by index, and the incident list pages by time.
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS quarantine (
+                 key TEXT NOT NULL,
+                 found_at INTEGER NOT NULL,
+                 problem TEXT NOT NULL,
+                 data TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS events_processed ON events (processed_at);
+             CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at);
+             CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at, key);
+             PRAGMA user_version = 5;
              COMMIT;",
         )?;
     }

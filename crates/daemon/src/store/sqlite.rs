@@ -129,18 +129,23 @@ impl Backend for SqliteStore {
         self.with_db(move |db| {
             // Loaded once, then kept current by `with_db`; reloaded for an earlier `since`.
             if db.views.as_ref().is_none_or(|v| v.since > since) {
-                let mut stmt = db.conn.prepare_cached(
-                    "SELECT data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
-                )?;
-                let rows =
-                    stmt.query_map(params![since.timestamp_millis()], |r| r.get::<_, String>(0))?;
+                let rows: Vec<(String, String)> = db
+                    .conn
+                    .prepare_cached(
+                        "SELECT key, data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
+                    )?
+                    .query_map(params![since.timestamp_millis()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
                 let mut views = Views {
                     since,
                     by_open: Default::default(),
                 };
-                for row in rows {
-                    let incident: Incident = serde_json::from_str(&row?)?;
-                    views.insert(incident.view());
+                for (key, data) in rows {
+                    if let Some(incident) = readable(&db.conn, &key, &data) {
+                        views.insert(incident.view());
+                    }
                 }
                 db.views = Some(views);
             }
@@ -212,7 +217,11 @@ impl Backend for SqliteStore {
             let rows = stmt.query_map(params![key], |r| r.get::<_, String>(0))?;
             let mut timeline = Vec::new();
             for row in rows {
-                timeline.push(serde_json::from_str(&row?)?);
+                match serde_json::from_str(&row?) {
+                    Ok(entry) => timeline.push(entry),
+                    // One unreadable entry does not hide the incident.
+                    Err(e) => tracing::warn!(incident_key = %key, error = %e, "Store: a timeline entry is unreadable; left out"),
+                }
             }
             Ok(Some((incident, timeline)))
         })
@@ -222,19 +231,75 @@ impl Backend for SqliteStore {
     async fn incidents(&self, active_only: bool) -> Result<Vec<Incident>> {
         self.with(move |conn| {
             let sql = if active_only {
-                "SELECT data FROM incidents WHERE status != 'resolved' ORDER BY opened_at DESC"
+                "SELECT key, data FROM incidents WHERE status != 'resolved' ORDER BY opened_at DESC"
             } else {
-                "SELECT data FROM incidents ORDER BY opened_at DESC"
+                "SELECT key, data FROM incidents ORDER BY opened_at DESC"
             };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(serde_json::from_str(&row?)?);
-            }
-            Ok(out)
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(sql)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(key, data)| readable(conn, &key, &data))
+                .collect())
         })
         .await
+    }
+
+    async fn incidents_page(
+        &self,
+        active_only: bool,
+        limit: usize,
+        after: Option<super::Cursor>,
+    ) -> Result<Vec<Incident>> {
+        self.with(move |conn| {
+            let (at, key) = match &after {
+                Some(c) => (Some(c.opened_at_ms), c.key.clone()),
+                None => (None, String::new()),
+            };
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT key, data FROM incidents
+                     WHERE (?1 = 0 OR status != 'resolved')
+                       AND (?2 IS NULL OR opened_at < ?2 OR (opened_at = ?2 AND key < ?3))
+                     ORDER BY opened_at DESC, key DESC LIMIT ?4",
+                )?
+                .query_map(params![active_only, at, key, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(key, data)| readable(conn, &key, &data))
+                .collect())
+        })
+        .await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<super::Pruned> {
+        let mut pruned = super::Pruned::default();
+        loop {
+            let (batch, done) = self
+                .with_db(move |db| {
+                    let batch = prune_batch(&mut db.conn, before, now)?;
+                    if batch.incidents > 0 {
+                        // Reloaded from the file on the next `view`.
+                        db.views = None;
+                    }
+                    let done = batch == super::Pruned::default();
+                    Ok((batch, done))
+                })
+                .await?;
+            pruned.incidents += batch.incidents;
+            pruned.events += batch.events;
+            pruned.other += batch.other;
+            if done {
+                return Ok(pruned);
+            }
+            // Let waiting writers in between batches.
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>> {
@@ -449,10 +514,12 @@ impl Backend for SqliteStore {
                     r.get::<_, String>(3)?,
                 ))
             })?;
+            let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::new();
-            for row in rows {
-                let (id, key, deadline, incident) = row?;
-                let incident: Incident = serde_json::from_str(&incident)?;
+            for (id, key, deadline, incident) in rows {
+                let Some(incident) = readable(conn, &key, &incident) else {
+                    continue;
+                };
                 out.push(DueDeadline {
                     id,
                     key,
@@ -472,6 +539,52 @@ impl Backend for SqliteStore {
                 [],
                 |r| r.get(0),
             )?)
+        })
+        .await
+    }
+
+    async fn gauges(&self, now: DateTime<Utc>, late: chrono::Duration) -> Result<super::Gauges> {
+        // Counted by SQLite from the status index and the deadlines index: no incident is read
+        // into memory, so a scrape costs little however many are open.
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT json_extract(data, '$.environment'), status, COUNT(*) FROM incidents
+                 WHERE status != 'resolved' GROUP BY 1, 2",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut active = Vec::new();
+            for row in rows {
+                let (environment, status, n) = row?;
+                let status = match status.as_str() {
+                    "open" => IncidentStatus::Open,
+                    "acknowledged" => IncidentStatus::Acknowledged,
+                    _ => continue,
+                };
+                active.push((environment.unwrap_or_default(), status, n));
+            }
+            let pending_deadlines = conn.query_row(
+                "SELECT COUNT(*) FROM deadlines WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            let (overdue, oldest): (i64, Option<i64>) = conn.query_row(
+                "SELECT COALESCE(SUM(d.at <= ?2), 0), MIN(d.at) FROM deadlines d
+                 JOIN incidents i ON i.key = d.key WHERE d.state = 'pending' AND d.at <= ?1",
+                params![now.timestamp_millis(), (now - late).timestamp_millis() - 1],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(super::Gauges {
+                active,
+                pending_deadlines,
+                overdue_deadlines: overdue,
+                oldest_due: oldest.and_then(DateTime::from_timestamp_millis),
+            })
         })
         .await
     }
@@ -703,10 +816,118 @@ fn load(conn: &Connection, key: &str) -> Result<Option<Incident>> {
         .prepare_cached("SELECT data FROM incidents WHERE key = ?1")?
         .query_row(params![key], |r| r.get(0))
         .optional()?;
-    Ok(match data {
-        Some(d) => Some(serde_json::from_str(&d)?),
-        None => None,
+    Ok(data.and_then(|d| readable(conn, key, &d)))
+}
+
+/// Rows removed per table per retention batch (one short transaction each).
+const PRUNE_BATCH: i64 = 500;
+
+/// One batch of the retention sweep, in one transaction.
+fn prune_batch(
+    conn: &mut Connection,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<super::Pruned> {
+    let cutoff = before.timestamp_millis();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Resolved before the cutoff and owing no post.
+    let keys: Vec<String> = tx
+        .prepare_cached(
+            "SELECT key FROM incidents i WHERE status = 'resolved' AND resolved_at < ?1
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = i.key AND o.state = 'pending')
+             LIMIT ?2",
+        )?
+        .query_map(params![cutoff, PRUNE_BATCH], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for key in &keys {
+        for sql in [
+            "DELETE FROM timeline WHERE key = ?1",
+            "DELETE FROM deadlines WHERE key = ?1",
+            "DELETE FROM outbox WHERE key = ?1",
+            "DELETE FROM threads WHERE key = ?1",
+            "DELETE FROM incidents WHERE key = ?1",
+        ] {
+            tx.execute(sql, params![key])?;
+        }
+    }
+    let events = tx.execute(
+        "DELETE FROM events WHERE rowid IN
+         (SELECT rowid FROM events WHERE processed_at < ?1 LIMIT ?2)",
+        params![cutoff, PRUNE_BATCH],
+    )?;
+    let mut other = 0;
+    for (sql, at) in [
+        (
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state != 'pending'
+             AND COALESCE(sent_at, next_attempt_at) < ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM deadlines WHERE id IN (SELECT id FROM deadlines WHERE state != 'pending'
+             AND at < ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM silences WHERE id IN (SELECT id FROM silences WHERE ends_at < ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM quarantine WHERE rowid IN
+             (SELECT rowid FROM quarantine WHERE found_at < ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM claims WHERE key IN (SELECT key FROM claims WHERE expires_at < ?1 LIMIT ?2)",
+            now.timestamp_millis(),
+        ),
+    ] {
+        other += tx.execute(sql, params![at, PRUNE_BATCH])? as u64;
+    }
+    tx.commit()?;
+    Ok(super::Pruned {
+        incidents: keys.len() as u64,
+        events: events as u64,
+        other,
     })
+}
+
+/// A stored incident read back; one that cannot be read (a row written by another program or
+/// a damaged one) is quarantined so the rest of the store keeps working: counted
+/// (`store_errors_total{operation="unreadable_row"}`), logged with its key, moved to the
+/// `quarantine` table for an operator to look at, and its pending deadlines cancelled. An
+/// event about it later opens a new incident under the key.
+fn readable(conn: &Connection, key: &str, data: &str) -> Option<Incident> {
+    let problem = match serde_json::from_str(data) {
+        Ok(incident) => return Some(incident),
+        Err(e) => e.to_string(),
+    };
+    crate::metrics::metrics()
+        .store_errors
+        .with_label_values(&["unreadable_row"])
+        .inc();
+    let moved = conn.execute_batch("SAVEPOINT quarantine").and_then(|()| {
+        let now = Utc::now().timestamp_millis();
+        conn.execute(
+            "INSERT INTO quarantine (key, found_at, problem, data) VALUES (?1, ?2, ?3, ?4)",
+            params![key, now, problem, data],
+        )?;
+        conn.execute("DELETE FROM incidents WHERE key = ?1", params![key])?;
+        conn.execute(
+            "UPDATE deadlines SET state = 'skipped' WHERE key = ?1 AND state = 'pending'",
+            params![key],
+        )?;
+        conn.execute_batch("RELEASE quarantine")
+    });
+    match moved {
+        Ok(()) => {
+            tracing::error!(incident_key = %key, error = %problem, "Store: an incident row is unreadable; moved it to the quarantine table and serving the rest")
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO quarantine; RELEASE quarantine");
+            tracing::error!(incident_key = %key, error = %problem, quarantine_error = %e, "Store: an incident row is unreadable (and could not be moved aside); leaving it out")
+        }
+    }
+    None
 }
 
 /// Writes an incident (and notes its view for the cache, see `with_db`).

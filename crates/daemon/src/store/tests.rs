@@ -85,6 +85,8 @@ conformance!(
     silences_cover_matching_incidents_until_they_end,
     a_one_off_job_is_claimed_once_until_its_claim_lapses,
     racing_processes_claim_a_one_off_job_once,
+    the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_change,
+    the_incident_list_pages_newest_first_without_gaps_or_repeats,
 );
 
 const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
@@ -334,6 +336,82 @@ async fn acknowledge_and_resolve_happen_once(s: Subject) {
     );
 }
 
+/// A policy with as many timers as check-config lets through for DynamoDB
+/// (`DYNAMODB_MAX_TIMERS`) is stored in one change when the incident opens, and all its timers
+/// are cancelled in one change when it resolves.
+async fn the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_change(s: Subject) {
+    use pipeline_responder_core::config::DYNAMODB_MAX_TIMERS;
+    let store = &s.store;
+    let config = load_str(
+        &format!(
+            "{CONFIG}\n[store]\nkind = \"dynamodb\"\ntable = \"t\"\n[policies.pipeline_execution_failure]\n\
+             escalation = [{{ level = \"L1\", after_secs = 0 }}, \
+             {{ level = \"L2\", after_secs = 600, repeat_every_secs = 600, max_repeats = {} }}]\n",
+            DYNAMODB_MAX_TIMERS - 1
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    let event = failed("production", "e1", 1);
+    let view = store.view(at(1) - chrono::Duration::days(8)).await.unwrap();
+    let decision = evaluate(&config, &event, &view, at(1));
+    let applied = store
+        .apply(input(&event), decision, vec![], at(1), None)
+        .await
+        .unwrap();
+    assert_eq!(applied.opened, vec![KEY]);
+    assert_eq!(
+        store.pending_deadlines().await.unwrap(),
+        DYNAMODB_MAX_TIMERS as i64
+    );
+    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    let note = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    assert!(store
+        .resolve(KEY, "alice", vec![note.clone(), note], at(3))
+        .await
+        .unwrap());
+    assert_eq!(store.pending_deadlines().await.unwrap(), 0);
+}
+
+async fn the_incident_list_pages_newest_first_without_gaps_or_repeats(s: Subject) {
+    let store = &s.store;
+    for (i, minute) in [3, 1, 4, 1, 5].iter().enumerate() {
+        let env = if i % 2 == 0 { "production" } else { "staging" };
+        decide_and_apply(store, &failed(env, &format!("p{i}"), *minute), at(*minute)).await;
+    }
+    let mut seen: Vec<Incident> = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let page = store.incidents_page(false, 2, after.clone()).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor::after(last));
+        seen.extend(page);
+    }
+    let keys: Vec<&str> = seen.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    let mut unique = keys.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no repeats: {keys:?}");
+    assert!(
+        seen.windows(2)
+            .all(|w| (w[0].opened_at, &w[0].key) > (w[1].opened_at, &w[1].key)),
+        "newest first: {keys:?}"
+    );
+    let encoded = Cursor::after(&seen[0]).encode();
+    assert_eq!(Cursor::decode(&encoded), Some(Cursor::after(&seen[0])));
+    assert_eq!(Cursor::decode("zz"), None);
+    assert_eq!(Cursor::decode("abc"), None);
+    assert!(store
+        .resolve(&seen[0].key, "alice", vec![], at(6))
+        .await
+        .unwrap());
+    assert_eq!(store.incidents_page(true, 10, None).await.unwrap().len(), 4);
+}
+
 async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subject) {
     let store = &s.store;
     let config = load_str(CONFIG, &|_| None).unwrap();
@@ -548,6 +626,115 @@ async fn an_embedded_file_of_layout_3_is_migrated() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One unreadable incident row (written by another program, or damaged) does not stop the
+/// store: it is moved to the quarantine table with its deadlines cancelled, counted, and every
+/// other incident is still read, decided on and served; a later event about its key opens a
+/// new incident.
+#[tokio::test]
+async fn an_unreadable_incident_row_is_quarantined_and_the_rest_is_served() {
+    let dir = std::env::temp_dir().join(format!("pr-store-{}-unreadable", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let store = Store::open(&path).unwrap();
+    decide_and_apply(&store, &failed("production", "e1", 1), at(1)).await;
+    decide_and_apply(&store, &failed("staging", "e2", 1), at(1)).await;
+    drop(store);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute(
+            "UPDATE incidents SET data = '{\"key\": 17, \"garbled' WHERE key = ?1",
+            [KEY],
+        )
+        .unwrap();
+    drop(other);
+    let counted = || {
+        crate::metrics::metrics()
+            .store_errors
+            .with_label_values(&["unreadable_row"])
+            .get()
+    };
+    let before = counted();
+
+    let store = Store::open(&path).unwrap();
+    let view = store.view(at(2) - chrono::Duration::days(8)).await.unwrap();
+    assert_eq!(
+        view.active().count(),
+        1,
+        "the staging incident is still decided on"
+    );
+    let listed = store.incidents(false).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].environment, "staging");
+    assert!(store.incident(KEY).await.unwrap().is_none());
+    assert!(counted() > before);
+    assert_eq!(
+        store.pending_deadlines().await.unwrap(),
+        1,
+        "the quarantined incident's L2 timer is cancelled; staging's stays"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (key, data): (String, String) = conn
+        .query_row("SELECT key, data FROM quarantine", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(key, KEY);
+    assert!(data.contains("garbled"), "kept as it was: {data}");
+    // A new failure of the same pipeline opens a new incident under the key.
+    let applied = decide_and_apply(&store, &failed("production", "e1", 5), at(5)).await;
+    assert_eq!(applied.opened, vec![KEY]);
+    assert_eq!(store.incidents(true).await.unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The retention sweep removes resolved incidents (with everything about them), processed-event
+/// ids and settled posts older than the cutoff, and keeps what is still active, recent, or owed
+/// a post.
+#[tokio::test]
+async fn the_retention_sweep_removes_only_what_is_old_and_settled() {
+    let s = Subject::embedded("retention").await;
+    let store = &s.store;
+    let old = failed("production", "old", 1);
+    decide_and_apply(store, &old, at(1)).await;
+    let old_key = "pipeline_execution_failure/kiro-pipeline-production/old";
+    for item in store.outbox_pending(10).await.unwrap() {
+        store.outbox_sent(&item, at(2), None).await.unwrap();
+    }
+    assert!(store
+        .resolve(old_key, "alice", vec![], at(3))
+        .await
+        .unwrap());
+    // Resolved just as long ago, but a post is still owed: kept until it is sent.
+    decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
+    let owed_key = "pipeline_execution_failure/kiro-pipeline-staging/owed";
+    let note = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    assert!(store
+        .resolve(owed_key, "alice", vec![note], at(3))
+        .await
+        .unwrap());
+    // Still open, opened just as long ago: kept.
+    decide_and_apply(store, &failed("production", "open", 1), at(1)).await;
+    let later = at(50);
+    let pruned = store.prune(at(10), later).await.unwrap();
+    assert_eq!(pruned.incidents, 1, "{pruned:?}");
+    assert!(pruned.events >= 3, "{pruned:?}");
+    assert!(store.incident(old_key).await.unwrap().is_none());
+    assert!(store.incident(owed_key).await.unwrap().is_some());
+    assert_eq!(store.incidents(true).await.unwrap().len(), 1);
+    assert!(!store
+        .is_processed(&old.id, &old.transition_key())
+        .await
+        .unwrap());
+    // Nothing older is left: a second sweep removes nothing.
+    assert_eq!(store.prune(at(10), later).await.unwrap(), Pruned::default());
+    // The view the rules read is what the file holds.
+    let view = store.view(at(0)).await.unwrap();
+    assert!(view.get(old_key).is_none());
 }
