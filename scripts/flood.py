@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=45)
     ap.add_argument("--wrong-token-bodies", type=int, default=100)
     ap.add_argument("--max-connections", type=int, default=512)
+    ap.add_argument("--nofile", type=int, default=0, help="the daemon's open-file limit (ulimit -n)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="pr-flood-")
@@ -76,8 +77,12 @@ name = "production"
            "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
     log = open(os.path.join(work, "daemon.log"), "w")
+    def limit():
+        if args.nofile:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
     daemon = subprocess.Popen([args.binary, "--config", config, "run"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=log)
+                              stdout=subprocess.DEVNULL, stderr=log, preexec_fn=limit)
     try:
         for _ in range(200):
             if healthz(port, 1.0)[0]:
@@ -98,13 +103,19 @@ name = "production"
                 flood.append(s)
             except OSError:
                 refused_at_connect += 1
-        bodies = []
+        bodies, refused_early = [], 0
         for _ in range(args.wrong_token_bodies):
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=5)
                 s.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
                           b"Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{\"a\":\"")
-                s.sendall(b"x" * 1_900_000)
+                s.settimeout(5)
+                if s.recv(64).startswith(b"HTTP/1.1 401"):
+                    refused_early += 1
+                try:
+                    s.sendall(b"x" * 1_900_000)
+                except OSError:
+                    pass
                 bodies.append(s)
             except OSError:
                 pass
@@ -136,10 +147,12 @@ name = "production"
         latencies.sort()
         pct = lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))]
         print(f"flood: {args.connections} connections (half idle, half slowloris) + "
-              f"{len(bodies)} wrong-token 2 MB bodies for {args.seconds} s, max_connections {args.max_connections}")
+              f"{args.wrong_token_bodies} wrong-token 2 MB bodies for {args.seconds} s, max_connections {args.max_connections}"
+              + (f", ulimit -n {args.nofile}" if args.nofile else ""))
         print(f"  refused at connect: {refused_at_connect}; closed by the daemon by the end: {closed} of {len(flood)}")
         print(f"  /healthz: {len(latencies)} requests, {failures} failed, p50 {pct(0.5):.1f} ms, "
               f"p99 {pct(0.99):.1f} ms, max {latencies[-1]:.1f} ms")
+        print(f"  wrong-token 2 MB requests answered 401 before their body was sent: {refused_early} of {len(bodies)}")
         print(f"  RSS: idle {idle_rss:.1f} MB, peak during the flood {peak:.1f} MB")
         for s in flood + bodies:
             s.close()

@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run -p pipeline-responder-e2e --example load --release -- SCENARIO [--daemon PATH] [options]
 //!
-//! http-latency  --rate 500 --seconds 20 [--connections 8]
+//! http-latency  --rate 500 --seconds 20 [--connections 8] [--scrapers 8]  (scrapers: GET
+//!               /metrics in a loop each, meanwhile)
 //!               POST /api/v1/events → 202 stored, and → first Slack post of that incident
 //! http-max      [--steps 100,250,500,1000,2000,4000,8000] [--seconds 10] [--connections 32]
 //!               the highest rate whose stored responses keep up (a fresh daemon per step)
@@ -86,6 +87,8 @@ struct Args {
     failures: usize,
     incidents: usize,
     idle_secs: u64,
+    /// Concurrent `GET /metrics` loops during `http-latency` (`--scrapers N`).
+    scrapers: usize,
     diagnostics: bool,
     keep: bool,
     /// Extra environment variables for the daemon (`--daemon-env KEY=VALUE`, repeatable).
@@ -94,7 +97,7 @@ struct Args {
 
 const USAGE: &str = "usage: load (http-latency | http-max | sqs-latency | footprint | storm) \
 [--daemon PATH] [--rate N] [--seconds N] [--connections N] [--steps A,B,..] [--failures N] \
-[--incidents N] [--idle-secs N] [--diagnostics] [--keep] [--daemon-env KEY=VALUE]...";
+[--incidents N] [--idle-secs N] [--scrapers N] [--diagnostics] [--keep] [--daemon-env KEY=VALUE]...";
 
 fn parse_args() -> Result<Args, String> {
     let target = std::env::var("CARGO_TARGET_DIR")
@@ -118,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
         failures: 500,
         incidents: 10_000,
         idle_secs: 60,
+        scrapers: 0,
         diagnostics: false,
         keep: false,
         daemon_env: Vec::new(),
@@ -133,6 +137,7 @@ fn parse_args() -> Result<Args, String> {
             "--failures" => args.failures = number(value()?)? as usize,
             "--incidents" => args.incidents = number(value()?)? as usize,
             "--idle-secs" => args.idle_secs = number(value()?)? as u64,
+            "--scrapers" => args.scrapers = number(value()?)? as usize,
             "--steps" => {
                 args.steps = value()?
                     .split(',')
@@ -919,9 +924,36 @@ async fn http_latency(args: &Args) -> Result<(), String> {
             marks
         })
     };
+    let scraping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let scrapers: Vec<_> = (0..args.scrapers)
+        .map(|_| {
+            let (http, url) = (http.clone(), format!("{}/metrics", daemon.base));
+            let (scraping, scrapes) = (Arc::clone(&scraping), Arc::clone(&scrapes));
+            tokio::spawn(async move {
+                while scraping.load(Ordering::Relaxed) {
+                    if let Ok(r) = http.get(&url).send().await {
+                        let _ = r.bytes().await;
+                        scrapes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
     let before = CpuMark::now(&daemon);
     let samples = drive(&url, rate, total, connections, None, &maker, &answered).await;
     let after = CpuMark::now(&daemon);
+    scraping.store(false, Ordering::Relaxed);
+    for scraper in scrapers {
+        let _ = scraper.await;
+    }
+    if args.scrapers > 0 {
+        println!(
+            "  {} concurrent /metrics scrapers: {} scrapes during the run",
+            args.scrapers,
+            scrapes.load(Ordering::Relaxed)
+        );
+    }
     let marks = profile.await.unwrap_or_default();
     let stored = samples.iter().filter(|s| s.status == 202).count();
     let done = daemon

@@ -3,8 +3,8 @@
 //! bounded values (source, kind, reason, type, severity, configured environment, channel,
 //! outcome, level): never an id, a key or an ARN. The AWS request metrics come from
 //! `pipeline_responder_aws::metrics`; the gauges that describe stored state (open incidents,
-//! pending timers) are counted by the store when scraped (one count however many scrapers),
-//! so every replica reports the truth.
+//! pending timers) are counted by the store when scraped (at most one count a second however
+//! many scrapers, see [`render`]), so every replica reports the truth.
 
 use crate::store::Store;
 use prometheus::{
@@ -215,26 +215,47 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     pipeline_responder_aws::metrics::register();
 }
 
-/// The store-backed gauges' last refresh, shared by every scrape of one daemon: any number of
-/// concurrent scrapers cost at most one count at a time, never one each.
+/// The store-backed gauges' last refresh, shared by every scrape of one daemon.
 #[derive(Debug, Default)]
 pub struct Scrapes {
-    /// When the last refresh started (it reflects every write finished before then).
-    last: tokio::sync::Mutex<Option<std::time::Instant>>,
+    last: tokio::sync::Mutex<Option<Refresh>>,
 }
 
-/// Renders every registered metric in the text format, the store-backed gauges brought up to
-/// date first unless a refresh started after this scrape arrived (a scrape that waited for
-/// another's count uses it). A store failure leaves the gauges at their last value (and is
-/// counted), never fails the scrape.
+#[derive(Debug, Clone, Copy)]
+struct Refresh {
+    /// When it started: it reflects every write finished before then.
+    started: std::time::Instant,
+    /// [`Store::writes`] when it started.
+    writes: u64,
+}
+
+/// Counts are taken at most this often however many scrapers ask (a scrape waits for the next).
+const REFRESH_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// ... and at least this often while scraped (other replicas' writes, timers coming due).
+const REFRESH_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Renders every registered metric in the text format. The store-backed gauges are true as of
+/// the scrape's arrival for this process's writes: the last count is used when it started after
+/// the scrape arrived, or when nothing was written since and it is under 5 s old; otherwise
+/// one new count is taken, at most one a second, shared by the scrapes waiting for it. So
+/// concurrent scrapers cost the store at most one count a second. A store failure leaves the
+/// gauges at their last value (and is counted), never fails the scrape.
 pub async fn render(scrapes: &Scrapes, store: &Store, environments: &[String]) -> String {
     let arrived = std::time::Instant::now();
+    let writes = store.writes();
     {
         let mut last = scrapes.last.lock().await;
-        if last.is_none_or(|t| t < arrived) {
+        let fresh = last.is_some_and(|l| {
+            l.started >= arrived || (l.writes == writes && l.started.elapsed() < REFRESH_MAX)
+        });
+        if !fresh {
+            if let Some(l) = *last {
+                tokio::time::sleep(REFRESH_MIN.saturating_sub(l.started.elapsed())).await;
+            }
             let started = std::time::Instant::now();
+            let writes = store.writes();
             refresh(store, environments).await;
-            *last = Some(started);
+            *last = Some(Refresh { started, writes });
         }
     }
     let mut out = Vec::new();

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 pub struct StoreHealth {
     failing: Mutex<Option<String>>,
     last_probe: Mutex<Option<std::time::Instant>>,
+    /// Writes that worked, counted (tells the metrics whether their counts can still be true).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl StoreHealth {
@@ -41,7 +43,16 @@ impl StoreHealth {
             .clone()
     }
 
+    /// How many writes worked so far in this process.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn note<T>(&self, result: &Result<T>) {
+        if result.is_ok() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(_) => {

@@ -438,6 +438,12 @@ impl Store {
         }))
     }
 
+    /// Writes that worked so far in this process (any change of what this process stored
+    /// changes it).
+    pub fn writes(&self) -> u64 {
+        self.0.health.writes()
+    }
+
     /// Why writes fail, if they do: tries a small write when none was tried in the last
     /// [`PROBE_EVERY`] (a readiness probe must see a full disk even when nothing else writes),
     /// and otherwise answers from the last write.

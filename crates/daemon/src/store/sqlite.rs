@@ -544,30 +544,43 @@ impl Backend for SqliteStore {
     }
 
     async fn gauges(&self, now: DateTime<Utc>, late: chrono::Duration) -> Result<super::Gauges> {
-        // Counted by SQLite from the status index and the deadlines index: no incident is read
-        // into memory, so a scrape costs little however many are open.
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT json_extract(data, '$.environment'), status, COUNT(*) FROM incidents
-                 WHERE status != 'resolved' GROUP BY 1, 2",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
+        // Active incidents are counted from the rules' view kept in memory (every active one is
+        // in it) when it is loaded, else by SQLite from the status index; timers by SQLite from
+        // the deadlines index. No incident is parsed, so a scrape costs little however many
+        // are open.
+        self.with_db(move |db| {
             let mut active = Vec::new();
-            for row in rows {
-                let (environment, status, n) = row?;
-                let status = match status.as_str() {
-                    "open" => IncidentStatus::Open,
-                    "acknowledged" => IncidentStatus::Acknowledged,
-                    _ => continue,
-                };
-                active.push((environment.unwrap_or_default(), status, n));
+            if let Some(views) = &db.views {
+                let mut counts: HashMap<(String, IncidentStatus), i64> = HashMap::new();
+                for view in views.by_open.values().filter(|v| v.status.is_active()) {
+                    *counts
+                        .entry((view.environment.clone(), view.status))
+                        .or_default() += 1;
+                }
+                active.extend(counts.into_iter().map(|((e, s), n)| (e, s, n)));
+            } else {
+                let mut stmt = db.conn.prepare_cached(
+                    "SELECT json_extract(data, '$.environment'), status, COUNT(*) FROM incidents
+                     WHERE status != 'resolved' GROUP BY 1, 2",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (environment, status, n) = row?;
+                    let status = match status.as_str() {
+                        "open" => IncidentStatus::Open,
+                        "acknowledged" => IncidentStatus::Acknowledged,
+                        _ => continue,
+                    };
+                    active.push((environment.unwrap_or_default(), status, n));
+                }
             }
+            let conn = &db.conn;
             let pending_deadlines = conn.query_row(
                 "SELECT COUNT(*) FROM deadlines WHERE state = 'pending'",
                 [],
