@@ -55,9 +55,12 @@ pub const TABLE_DEFINITION: &str = include_str!("../../../../deploy/dynamodb/sta
 
 /// The sparse index of pending work and incidents by state.
 const INDEX: &str = "by-state";
-/// `store.retention_days` unless configured: processed-event markers, settled posts and
-/// resolved incidents are kept this long (DynamoDB TTL on `expires_at` removes them).
+/// `store.retention_days` unless configured: processed-event markers and settled posts are
+/// kept this long (DynamoDB TTL on `expires_at` removes them); resolved incidents are removed
+/// by the retention sweep (`prune`).
 const DEFAULT_RETENTION_DAYS: i64 = 90;
+/// Resolved incidents removed per retention sweep (the next sweep takes the rest).
+const PRUNE_BATCH: usize = 100;
 /// Attempts of an optimistic write before giving up (the input then comes back from SQS).
 const MAX_ATTEMPTS: u32 = 12;
 /// DynamoDB's limit of actions in one transaction.
@@ -81,8 +84,8 @@ pub struct DynamoStore {
     owner: String,
     /// The incidents as last read, refreshed by deltas (see `view`).
     views: Arc<tokio::sync::Mutex<ViewCache>>,
-    /// `store.retention_days`: processed-event markers, settled posts and resolved incidents
-    /// carry `expires_at` this far ahead, for the table's TTL.
+    /// `store.retention_days`: processed-event markers and settled posts carry `expires_at` this
+    /// far ahead, for the table's TTL.
     retention: chrono::Duration,
 }
 
@@ -431,15 +434,6 @@ impl DynamoStore {
         item.insert("opened_at".into(), n(incident.opened_at.timestamp_millis()));
         item.insert("data".into(), s(to_json(incident)?));
         item.insert("view".into(), s(to_json(&incident.view())?));
-        if let Some(resolved) = incident
-            .resolved_at
-            .filter(|_| !incident.status.is_active())
-        {
-            item.insert(
-                "expires_at".into(),
-                n((resolved + self.retention).timestamp()),
-            );
-        }
         match version {
             None => {
                 item.insert("version".into(), n(1));
@@ -677,6 +671,40 @@ enum Outcome {
     Written,
     /// The reason code of each write, in order ("None" for those that were fine).
     Cancelled(Vec<String>),
+}
+
+impl DynamoStore {
+    /// Removes each of `items` (incident index entries) whole unless it still owes a post.
+    async fn prune_incidents(&self, items: &[Item], pruned: &mut super::Pruned) -> Result<()> {
+        for item in items {
+            let Some(key) = str_attr(item, "key") else {
+                continue;
+            };
+            let partition = self.partition(incident_pk(key), "").await?;
+            let owed = partition.iter().any(|i| {
+                str_attr(i, "sk").is_some_and(|sk| sk.starts_with("OB#"))
+                    && str_attr(i, "state") == Some("pending")
+            });
+            if owed {
+                continue;
+            }
+            let (incident, rest): (Vec<&Item>, Vec<&Item>) = partition
+                .iter()
+                .partition(|i| str_attr(i, "sk") == Some("#INC"));
+            for item in rest.into_iter().chain(incident) {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(item_key(item)?))
+                    .send()
+                    .await
+                    .map_err(|e| sdk("DeleteItem", e))?;
+                pruned.other += 1;
+            }
+            pruned.incidents += 1;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -1172,6 +1200,32 @@ impl Backend for DynamoStore {
             .await
             .map(|_| ())
             .map_err(|e| sdk("PutItem", e))
+    }
+
+    /// Resolved incidents last written before `before` and owing no post are removed whole
+    /// (every item of their partition, the incident item last, so a sweep cut short is finished
+    /// by the next). Processed markers and settled posts expire by TTL instead.
+    async fn prune(&self, before: DateTime<Utc>, _now: DateTime<Utc>) -> Result<super::Pruned> {
+        let mut pruned = super::Pruned::default();
+        let to = format!("{:013}", before.timestamp_millis());
+        let mut from: Option<String> = None;
+        loop {
+            let items = self
+                .indexed(
+                    RESOLVED,
+                    from.clone(),
+                    Some(to.clone()),
+                    PRUNE_BATCH,
+                    &["key", "g1sk"],
+                )
+                .await?;
+            self.prune_incidents(&items, &mut pruned).await?;
+            match items.last().and_then(|i| str_attr(i, "g1sk")) {
+                // The next page starts just after this one's last (kept ones are not read again).
+                Some(last) if items.len() == PRUNE_BATCH => from = Some(format!("{last}\u{0}")),
+                _ => return Ok(pruned),
+            }
+        }
     }
 
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, keep_days: u32) -> Result<bool> {

@@ -87,6 +87,7 @@ conformance!(
     racing_processes_claim_a_one_off_job_once,
     the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_change,
     the_incident_list_pages_newest_first_without_gaps_or_repeats,
+    resolved_incidents_past_the_retention_are_removed_whole,
 );
 
 const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
@@ -410,6 +411,45 @@ async fn the_incident_list_pages_newest_first_without_gaps_or_repeats(s: Subject
         .await
         .unwrap());
     assert_eq!(store.incidents_page(true, 10, None).await.unwrap().len(), 4);
+}
+
+/// Both stores remove a resolved incident past the retention with everything about it, and
+/// keep an open one and one that still owes a post. (DynamoDB's processed markers and settled
+/// posts expire by TTL instead; the embedded store's sweep is tested further below.)
+async fn resolved_incidents_past_the_retention_are_removed_whole(s: Subject) {
+    let store = &s.store;
+    decide_and_apply(store, &failed("production", "old", 1), at(1)).await;
+    let old = "pipeline_execution_failure/kiro-pipeline-production/old";
+    for item in store.outbox_pending(10).await.unwrap() {
+        store.outbox_sent(&item, at(2), None).await.unwrap();
+    }
+    assert!(store.resolve(old, "alice", vec![], at(3)).await.unwrap());
+    decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
+    let owed = "pipeline_execution_failure/kiro-pipeline-staging/owed";
+    let note = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    assert!(store
+        .resolve(owed, "alice", vec![note], at(3))
+        .await
+        .unwrap());
+    decide_and_apply(store, &failed("production", "open", 1), at(1)).await;
+    // DynamoDB orders resolved incidents by when they were written (the wall clock).
+    let cutoff = Utc::now() + chrono::Duration::minutes(1);
+    let pruned = store.prune(cutoff, cutoff).await.unwrap();
+    assert_eq!(pruned.incidents, 1, "{pruned:?}");
+    assert!(store.incident(old).await.unwrap().is_none());
+    assert!(store.incident(owed).await.unwrap().is_some());
+    let left: Vec<String> = store
+        .incidents(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.iter().any(|k| k == old));
+    assert_eq!(store.prune(cutoff, cutoff).await.unwrap().incidents, 0);
 }
 
 async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subject) {
