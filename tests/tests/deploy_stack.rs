@@ -482,7 +482,7 @@ fn task_role_grants_exactly_the_aws_operations_the_code_calls() {
             assert!(
                 !calls_it
                     || [
-                        "crates/daemon/src/cli.rs",
+                        "crates/daemon/src/cli/mod.rs",
                         "crates/daemon/src/store/testing.rs"
                     ]
                     .contains(&relative.as_str()),

@@ -20,27 +20,14 @@ macro_rules! errln {
     };
 }
 
+mod app;
 mod cli;
-mod diagnose;
-mod digest;
-mod digest_schedule;
-mod escalate;
-mod explain;
-mod explain_log;
-mod figures;
-mod health;
 mod http;
-mod incidents_cli;
-mod ingest;
-mod listener;
 mod metrics;
 mod notify;
-mod ops_cli;
-mod runtime;
-mod slack_interactions;
+mod pipeline;
 mod sources;
 mod store;
-mod supervise;
 
 use clap::Parser;
 use std::process::ExitCode;

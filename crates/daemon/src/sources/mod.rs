@@ -1,4 +1,4 @@
-//! Where inputs come from. Each source hands message bodies to [`crate::ingest::Ingest`] and
+//! Where inputs come from. Each source hands message bodies to [`crate::pipeline::ingest::Ingest`] and
 //! acknowledges them only after their effects are stored.
 
 pub mod sqs;

@@ -8,7 +8,7 @@
 //! prefix. Calls are paced under `max_requests_per_second`. An idle pipeline costs 1 call per
 //! poll plus its share of the alarm call.
 
-use crate::ingest::{HandleError, Ingest};
+use crate::pipeline::ingest::{HandleError, Ingest};
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_aws::diagnostics::{Diagnostics, ExecutionSummary};
 use pipeline_responder_core::config::{Config, Environment};

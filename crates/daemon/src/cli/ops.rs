@@ -3,7 +3,7 @@
 //! incidents come from the running daemon's API. A part that cannot be fetched is shown as
 //! unavailable with the reason, and the command exits 1.
 
-use crate::figures;
+use crate::pipeline::figures;
 use anyhow::bail;
 use chrono::{Duration, Utc};
 use pipeline_responder_aws::diagnostics::Diagnostics;
@@ -67,7 +67,7 @@ pub async fn status(config: &Config, args: &StatusArgs) -> anyhow::Result<bool> 
     let envs = environments(config, args.env.as_deref())?;
     let sdk = pipeline_responder_aws::load_sdk_config(&config.aws.region).await;
     let aws = Diagnostics::new(&sdk);
-    let incidents = crate::incidents_cli::fetch_all(config, args.api.as_deref())
+    let incidents = crate::cli::incidents::fetch_all(config, args.api.as_deref())
         .await
         .map_err(|e| format!("{e:#}"));
     let mut statuses = Vec::new();
@@ -96,7 +96,7 @@ pub async fn summary(config: &Config, args: &SummaryArgs) -> anyhow::Result<bool
         end: now,
     };
     let mut problems = Vec::new();
-    let incidents = match crate::incidents_cli::fetch_all(config, args.api.as_deref()).await {
+    let incidents = match crate::cli::incidents::fetch_all(config, args.api.as_deref()).await {
         Ok(list) => list,
         Err(e) => {
             problems.push(format!("incidents: {e:#}"));
@@ -153,14 +153,15 @@ pub async fn digest(config: &Config, args: &DigestArgs) -> anyhow::Result<bool> 
         end: now,
     };
     let mut problems = Vec::new();
-    let incidents = match crate::incidents_cli::fetch_all(config, args.api.as_deref()).await {
+    let incidents = match crate::cli::incidents::fetch_all(config, args.api.as_deref()).await {
         Ok(list) => list,
         Err(e) => {
             problems.push(format!("incidents: {e:#}"));
             Vec::new()
         }
     };
-    let posts = crate::digest::compose(config, &aws, &incidents, window, &mut problems).await;
+    let posts =
+        crate::pipeline::digest::compose(config, &aws, &incidents, window, &mut problems).await;
     if args.json {
         let posts: Vec<_> = posts
             .iter()

@@ -1,6 +1,10 @@
 //! Command-line interface: one subcommand per job, every one with `--help`.
 
-use crate::explain;
+pub mod explain;
+pub mod explain_log;
+pub mod incidents;
+pub mod ops;
+
 use clap::{Parser, Subcommand};
 use pipeline_responder_core::config::{self, Config};
 use std::path::{Path, PathBuf};
@@ -45,17 +49,17 @@ pub enum Command {
     /// cause, failing command, and the excerpt with line numbers (`--previous` compares it with
     /// the last green build's log). The configuration is optional: without the file the built-in
     /// defaults are used.
-    ExplainLog(crate::explain_log::ExplainLogArgs),
+    ExplainLog(crate::cli::explain_log::ExplainLogArgs),
     /// The runbook's check-pipeline-health: stage states, alarms in ALARM, recent deployments,
     /// open incidents. Exit 0 when every part was fetched, 1 otherwise.
-    Status(crate::ops_cli::StatusArgs),
+    Status(crate::cli::ops::StatusArgs),
     /// The runbook's deployment summary over the last N days: executions succeeded/failed,
     /// rollbacks, incidents by type, MTTA and MTTR. Exit 0 when every part was fetched, 1 otherwise.
-    Summary(crate::ops_cli::SummaryArgs),
+    Summary(crate::cli::ops::SummaryArgs),
     /// Print the weekly digest as the daemon would post it now (see `[digest]` for the schedule).
-    Digest(crate::ops_cli::DigestArgs),
+    Digest(crate::cli::ops::DigestArgs),
     /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
-    Incidents(crate::incidents_cli::IncidentsArgs),
+    Incidents(crate::cli::incidents::IncidentsArgs),
     /// Container health check: GET the URL (default the liveness endpoint on the default
     /// port); exit 0 on a 2xx answer within the timeout, 1 otherwise. Needs no configuration and
     /// no shell or curl in the image.
@@ -81,7 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)
-                    .and_then(|rt| rt.block_on(crate::incidents_cli::run(&config, &args)));
+                    .and_then(|rt| rt.block_on(crate::cli::incidents::run(&config, &args)));
                 match outcome {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
@@ -94,19 +98,19 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Status(args) => match load(&cli.config) {
             Ok(config) => one_shot("status", |rt| {
-                rt.block_on(crate::ops_cli::status(&config, &args))
+                rt.block_on(crate::cli::ops::status(&config, &args))
             }),
             Err(code) => code,
         },
         Command::Summary(args) => match load(&cli.config) {
             Ok(config) => one_shot("summary", |rt| {
-                rt.block_on(crate::ops_cli::summary(&config, &args))
+                rt.block_on(crate::cli::ops::summary(&config, &args))
             }),
             Err(code) => code,
         },
         Command::Digest(args) => match load(&cli.config) {
             Ok(config) => one_shot("digest", |rt| {
-                rt.block_on(crate::ops_cli::digest(&config, &args))
+                rt.block_on(crate::cli::ops::digest(&config, &args))
             }),
             Err(code) => code,
         },
@@ -135,14 +139,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 })
             };
             match config {
-                Ok(config) => crate::explain_log::run(&config, &args),
+                Ok(config) => crate::cli::explain_log::run(&config, &args),
                 Err(code) => code,
             }
         }
         Command::Run { dry_run } => match load(&cli.config) {
             Ok(mut config) => {
                 config.daemon.dry_run |= dry_run;
-                crate::runtime::init_logging(config.redactor());
+                crate::app::init_logging(config.redactor());
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
@@ -153,7 +157,7 @@ pub fn run(cli: Cli) -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match runtime.block_on(crate::runtime::run(config)) {
+                match runtime.block_on(crate::app::run(config)) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(error = format!("{e:#}"), "Daemon failed");

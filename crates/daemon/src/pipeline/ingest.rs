@@ -2,8 +2,8 @@
 //! acknowledges the input (deletes the SQS message, answers the HTTP request) only when this
 //! returns `Ok`: by then every effect is durably stored.
 
-use crate::diagnose::Diagnoser;
 use crate::metrics::metrics;
+use crate::pipeline::diagnose::Diagnoser;
 use crate::store::{Applied, InputRecord, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_core::config::Config;

@@ -2,14 +2,14 @@
 //! tracker. SIGTERM/SIGINT: stop receiving, finish in-flight work, send what is queued, and exit
 //! within `shutdown_grace_secs`.
 
-use crate::diagnose::Diagnoser;
-use crate::escalate::{system_clock, Escalator};
-use crate::ingest::Ingest;
+use crate::app::supervise::supervise;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::slack::Slack;
+use crate::pipeline::diagnose::Diagnoser;
+use crate::pipeline::escalate::{system_clock, Escalator};
+use crate::pipeline::ingest::Ingest;
 use crate::sources;
 use crate::store::{DynamoStore, Store};
-use crate::supervise::supervise;
 use anyhow::Context;
 use pipeline_responder_aws::diagnostics::Diagnostics;
 use pipeline_responder_aws::sns::SnsPublisher;
@@ -93,7 +93,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
     };
 
-    let health = Arc::new(crate::health::Health::new(config.sources.sqs.is_some()));
+    let health = Arc::new(crate::app::health::Health::new(
+        config.sources.sqs.is_some(),
+    ));
     crate::metrics::init(store.kind(), &config);
     let shutdown = CancellationToken::new();
     let sources_stop = shutdown.child_token();
@@ -166,7 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     match (&config.notifiers.slack, config.digest.enabled) {
         (Some(slack), true) => {
-            let digest = crate::digest::DigestTask {
+            let digest = crate::pipeline::digest::DigestTask {
                 config: Arc::clone(&config),
                 store: store.clone(),
                 aws: Diagnostics::new(&sdk),

@@ -4,10 +4,10 @@
 //! claim in the store decides); a digest missed while the daemon was down is posted when it
 //! comes back, if that is within [`CATCH_UP`].
 
-use crate::digest_schedule::{last_run, next_run, period_key};
-use crate::figures;
 use crate::metrics::metrics;
 use crate::notify::slack::Slack;
+use crate::pipeline::digest_schedule::{last_run, next_run, period_key};
+use crate::pipeline::figures;
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_aws::diagnostics::Diagnostics;

@@ -7,7 +7,7 @@
 //! - request headers must arrive within [`Limits::header_timeout`] (slowloris);
 //! - a connection with no request in flight for [`Limits::idle_timeout`] is closed (idle
 //!   keep-alive), and a request (body included) must be answered within
-//!   [`Limits::request_timeout`] (the middleware in http.rs).
+//!   [`Limits::request_timeout`] (the middleware in http/mod.rs).
 
 use axum::Router;
 use hyper::body::Incoming;

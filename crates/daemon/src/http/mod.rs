@@ -1,7 +1,10 @@
 //! The one HTTP listener: `/healthz`, `/readyz`, and the bearer-token API
 //! (`/api/v1/incidents`, ack, resolve, and `/api/v1/events` for EventBridge API destinations).
 
-use crate::ingest::{HandleError, Handled, Ingest};
+pub mod listener;
+pub mod slack_interactions;
+
+use crate::pipeline::ingest::{HandleError, Handled, Ingest};
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,7 +27,7 @@ pub struct Api {
     pub store: Store,
     pub ingest: Ingest,
     pub outbox_wakeup: Arc<Notify>,
-    pub health: Arc<crate::health::Health>,
+    pub health: Arc<crate::app::health::Health>,
     pub scrapes: Arc<crate::metrics::Scrapes>,
 }
 
@@ -63,7 +66,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/silences/{id}", axum::routing::delete(end_silence))
         .route(
             "/slack/interactions",
-            post(crate::slack_interactions::interactions).layer(DefaultBodyLimit::max(SLACK_BODY)),
+            post(crate::http::slack_interactions::interactions)
+                .layer(DefaultBodyLimit::max(SLACK_BODY)),
         )
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(api)
@@ -111,9 +115,9 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, cancel: Cancella
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let limits = crate::listener::Limits::new(api.config.http.max_connections);
+    let limits = crate::http::listener::Limits::new(api.config.http.max_connections);
     tracing::info!(addr = %addr, max_connections = limits.max_connections, "HTTP listening");
-    crate::listener::serve(listener, app(api), limits, cancel).await;
+    crate::http::listener::serve(listener, app(api), limits, cancel).await;
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
