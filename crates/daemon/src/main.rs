@@ -28,6 +28,7 @@ mod notify;
 mod pipeline;
 mod sources;
 mod store;
+mod wakeups;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -18,7 +18,6 @@ use pipeline_responder_core::config::{Config, StoreConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,14 +42,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .build()
         .context("HTTP client")?;
-    let wakeup = Arc::new(Notify::new());
+    let wakeups = crate::wakeups::Wakeups::default();
     let diagnostics_tasks = TaskTracker::new();
     let diagnoser = Diagnoser {
         config: Arc::clone(&config),
         store: store.clone(),
         aws: Diagnostics::new(&sdk),
         http: http.clone(),
-        outbox_wakeup: Arc::clone(&wakeup),
+        wakeups: wakeups.clone(),
     };
     {
         // Diagnoses a killed predecessor left unfinished. A shared store's incidents may be in
@@ -62,12 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let d = diagnoser.clone();
         diagnostics_tasks.spawn(async move { d.run_owed(settle).await });
     }
-    let deadline_wakeup = Arc::new(Notify::new());
     let ingest = Ingest::new(
         Arc::clone(&config),
         store.clone(),
-        Arc::clone(&wakeup),
-        Arc::clone(&deadline_wakeup),
+        wakeups.clone(),
         Some(diagnoser),
         diagnostics_tasks.clone(),
     );
@@ -84,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .sns_enabled
             .then(|| SnsPublisher::new(&sdk)),
         dry_run: config.daemon.dry_run,
-        wakeup: Arc::clone(&wakeup),
+        wakeups: wakeups.clone(),
         storm: Arc::new(std::sync::Mutex::new(
             crate::notify::storm::StormGuard::new(
                 config.storm.max_incidents,
@@ -146,8 +143,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config: Arc::clone(&config),
             store: store.clone(),
             clock: system_clock(),
-            outbox_wakeup: Arc::clone(&wakeup),
-            wakeup: Arc::clone(&deadline_wakeup),
+            wakeups: wakeups.clone(),
         };
         let stop = sources_stop.clone();
         tracker.spawn(supervise(
@@ -194,7 +190,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: Arc::clone(&config),
         store: store.clone(),
         ingest: ingest.clone(),
-        outbox_wakeup: Arc::clone(&wakeup),
+        wakeups: wakeups.clone(),
         health: Arc::clone(&health),
         scrapes: Arc::default(),
     };

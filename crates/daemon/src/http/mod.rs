@@ -17,7 +17,6 @@ use pipeline_responder_core::rules;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What the handlers share.
@@ -26,7 +25,7 @@ pub struct Api {
     pub config: Arc<Config>,
     pub store: Store,
     pub ingest: Ingest,
-    pub outbox_wakeup: Arc<Notify>,
+    pub wakeups: crate::wakeups::Wakeups,
     pub health: Arc<crate::app::health::Health>,
     pub scrapes: Arc<crate::metrics::Scrapes>,
 }
@@ -354,7 +353,7 @@ async fn resolve(
     {
         Ok(true) => {
             tracing::info!(incident_key = %id, by = %actor(&body), "Incident resolved by hand");
-            api.outbox_wakeup.notify_one();
+            api.wakeups.posts_queued();
             Json(json!({"resolved": id})).into_response()
         }
         Ok(false) => error(StatusCode::CONFLICT, "the incident is already resolved"),

@@ -34,7 +34,7 @@ pub struct OutboxWorker {
     pub slack: Option<Slack>,
     pub sns: Option<SnsPublisher>,
     pub dry_run: bool,
-    pub wakeup: Arc<Notify>,
+    pub wakeups: crate::wakeups::Wakeups,
     /// Posts per channel and kind in the storm window (shared by restarts of this worker).
     pub storm: Arc<std::sync::Mutex<StormGuard>>,
 }
@@ -70,7 +70,7 @@ impl OutboxWorker {
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.wakeup.notified() => {}
+                _ = self.wakeups.posts() => {}
                 _ = done.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }

@@ -16,7 +16,6 @@ use pipeline_responder_core::record::{DiagnosticResult, Incident};
 use pipeline_responder_core::rules;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
-use tokio::sync::Notify;
 
 /// Runs diagnostics.
 #[derive(Debug, Clone)]
@@ -25,7 +24,7 @@ pub struct Diagnoser {
     pub store: Store,
     pub aws: Diagnostics,
     pub http: reqwest::Client,
-    pub outbox_wakeup: Arc<Notify>,
+    pub wakeups: crate::wakeups::Wakeups,
 }
 
 /// The build logs read once for all log diagnostics: the failed build's, and the last green
@@ -169,7 +168,7 @@ impl Diagnoser {
         })
         .await
         {
-            Ok(_) => self.outbox_wakeup.notify_one(),
+            Ok(_) => self.wakeups.posts_queued(),
             Err(e) => tracing::error!(incident_key = %key, error = %e, "Diagnosis not stored"),
         }
         if !first_run {
@@ -780,7 +779,7 @@ impl Diagnoser {
             .apply(input, decision, Vec::new(), now, None)
             .await
         {
-            Ok(applied) if applied.queued > 0 => self.outbox_wakeup.notify_one(),
+            Ok(applied) if applied.queued > 0 => self.wakeups.posts_queued(),
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(incident_key = %finding.key(), error = %e, "Finding not stored")

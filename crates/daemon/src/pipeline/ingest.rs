@@ -11,7 +11,7 @@ use pipeline_responder_core::decision::{Action, Channel, Notification, Notificat
 use pipeline_responder_core::event::{parse_message, Event, ParseError, Parsed};
 use pipeline_responder_core::rules;
 use std::sync::Arc;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
 /// What happened to an input.
@@ -50,9 +50,8 @@ pub struct Ingest {
     /// Decide-and-store is serialised so that two inputs about the same failure never both see
     /// "no incident yet" (the store's conditional insert is the second line of defence).
     decide: Arc<Mutex<()>>,
-    outbox_wakeup: Arc<Notify>,
-    /// Wakes the escalation engine when an input stored new deadlines.
-    deadline_wakeup: Arc<Notify>,
+    /// Wakes the outbox when posts were queued, the escalation engine when deadlines changed.
+    wakeups: crate::wakeups::Wakeups,
     /// Runs diagnostics of new incidents in the background (never before the input is stored).
     diagnoser: Option<Diagnoser>,
     /// Tracks the diagnostic tasks so shutdown can wait for them.
@@ -63,8 +62,7 @@ impl Ingest {
     pub fn new(
         config: Arc<Config>,
         store: Store,
-        outbox_wakeup: Arc<Notify>,
-        deadline_wakeup: Arc<Notify>,
+        wakeups: crate::wakeups::Wakeups,
         diagnoser: Option<Diagnoser>,
         tasks: TaskTracker,
     ) -> Self {
@@ -72,8 +70,7 @@ impl Ingest {
             config,
             store,
             decide: Arc::new(Mutex::new(())),
-            outbox_wakeup,
-            deadline_wakeup,
+            wakeups,
             diagnoser,
             tasks,
         }
@@ -240,10 +237,10 @@ impl Ingest {
             }
         }
         if applied.queued > 0 {
-            self.outbox_wakeup.notify_one();
+            self.wakeups.posts_queued();
         }
         if !applied.opened.is_empty() {
-            self.deadline_wakeup.notify_one();
+            self.wakeups.deadlines_changed();
         }
         Ok(Handled::Stored {
             applied,

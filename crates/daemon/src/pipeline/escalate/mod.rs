@@ -8,7 +8,6 @@ use pipeline_responder_core::config::Config;
 use pipeline_responder_core::rules;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The time source: the system clock in production; in tests, one that follows Tokio's paused
@@ -35,9 +34,7 @@ pub struct Escalator {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: Clock,
-    pub outbox_wakeup: Arc<Notify>,
-    /// Notified when new deadlines are stored, so a near deadline is not slept past.
-    pub wakeup: Arc<Notify>,
+    pub wakeups: crate::wakeups::Wakeups,
 }
 
 impl std::fmt::Debug for Escalator {
@@ -97,7 +94,7 @@ impl Escalator {
             }
         }
         if fired > 0 {
-            self.outbox_wakeup.notify_one();
+            self.wakeups.posts_queued();
         }
         fired
     }
@@ -115,7 +112,7 @@ impl Escalator {
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = self.wakeup.notified() => {}
+                _ = self.wakeups.deadlines() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }

@@ -106,8 +106,7 @@ fn escalator(store: &Store, config: &Config, clock: Clock) -> Escalator {
         config: Arc::new(config.clone()),
         store: store.clone(),
         clock,
-        outbox_wakeup: Arc::new(Notify::new()),
-        wakeup: Arc::new(Notify::new()),
+        wakeups: Default::default(),
     }
 }
 
