@@ -1,7 +1,7 @@
 //! The deploy kit's CloudFormation stack (deploy/cloudformation/pipeline-responder.yaml): cfn-lint
 //! clean, passes the security gate (deploy/guard/security-rules.guard, cfn-guard) while copies
 //! broken one property at a time fail exactly the matching rule, grants the task role exactly the
-//! AWS operations the code calls, and routes exactly the docs/spec/PRODUCT.md section 1 events (EventBridge
+//! AWS operations the code calls, and routes exactly the docs/specification.md section 1 events (EventBridge
 //! and SNS in moto) to its queue.
 #![allow(clippy::unwrap_used)]
 
@@ -973,7 +973,7 @@ async fn rules_route_exactly_the_product_events_of_the_watched_names_to_the_queu
             "project-name",
             "other-build",
         ),
-        // Not an input docs/spec/PRODUCT.md lists, even for a watched project.
+        // Not an input docs/specification.md lists, even for a watched project.
         (
             "codebuild-build-phase-change.json",
             "project-name",
@@ -1026,7 +1026,7 @@ async fn rules_route_exactly_the_product_events_of_the_watched_names_to_the_queu
     expected.sort();
     assert_eq!(
         arrived, expected,
-        "the EventBridge rules must deliver exactly docs/spec/PRODUCT.md section 1's events for names under \
+        "the EventBridge rules must deliver exactly docs/specification.md section 1's events for names under \
          PipelineNamePrefix-, nothing else"
     );
 }

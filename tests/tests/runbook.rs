@@ -1,6 +1,6 @@
 //! The runbook's incidents end to end: each scenario goes through the real `pipeline-responder
 //! run`, SQS and SNS (moto), the CodePipeline and CloudWatch fakes and the Slack fake, and checks
-//! that the posts carry that runbook section's diagnostics (docs/spec/PRODUCT.md section 2).
+//! that the posts carry that runbook section's diagnostics (docs/specification.md section 2).
 #![allow(clippy::unwrap_used)]
 
 use crate::support::{

@@ -1,4 +1,4 @@
-//! The daemon's Prometheus metrics (docs/spec/PRODUCT.md section 4), all named
+//! The daemon's Prometheus metrics (docs/specification.md section 4), all named
 //! `pipeline_responder_*`, in the default registry that `/metrics` serves. Labels carry only
 //! bounded values (source, kind, reason, type, severity, configured environment, channel,
 //! outcome, level): never an id, a key or an ARN. The AWS request metrics come from

@@ -1,4 +1,4 @@
-//! `explain` through the real binary on every shared fixture: the decision docs/spec/PRODUCT.md implies.
+//! `explain` through the real binary on every shared fixture: the decision docs/specification.md implies.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture_path(name)).unwrap()).unwrap()
 }
 
-/// What `explain` must say for each shared fixture (docs/spec/PRODUCT.md section 2): the outcome and, when
+/// What `explain` must say for each shared fixture (docs/specification.md section 2): the outcome and, when
 /// an incident opens, its type.
 fn expected(name: &str) -> Option<(&'static str, Option<&'static str>)> {
     Some(match name {

@@ -1,4 +1,4 @@
-//! Built-in defaults: the runbook as written (docs/spec/PRODUCT.md section 2). A config file only has to
+//! Built-in defaults: the runbook as written (docs/specification.md section 2). A config file only has to
 //! say what differs.
 
 use super::{Diagnostic, Level, LogSearch, Policy, Step, StepCondition, Until};
