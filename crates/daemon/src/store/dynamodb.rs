@@ -1331,10 +1331,7 @@ fn readable<T>(read: Result<T>) -> Option<T> {
     match read {
         Ok(value) => Some(value),
         Err(e) => {
-            crate::metrics::metrics()
-                .store_errors
-                .with_label_values(&["unreadable_row"])
-                .inc();
+            super::count_unreadable();
             tracing::error!(error = %e, "Store: an item is unreadable; left out, serving the rest");
             None
         }

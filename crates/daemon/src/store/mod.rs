@@ -477,6 +477,15 @@ where
     }
 }
 
+/// Counts one stored record that could not be read and was left out (both backends), as
+/// `store_errors_total{operation="unreadable_row"}`.
+fn count_unreadable() {
+    crate::metrics::metrics()
+        .store_errors
+        .with_label_values(&["unreadable_row"])
+        .inc();
+}
+
 /// How often readiness probes may write to the store.
 pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 

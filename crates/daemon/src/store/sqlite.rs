@@ -220,7 +220,10 @@ impl Backend for SqliteStore {
                 match serde_json::from_str(&row?) {
                     Ok(entry) => timeline.push(entry),
                     // One unreadable entry does not hide the incident.
-                    Err(e) => tracing::warn!(incident_key = %key, error = %e, "Store: a timeline entry is unreadable; left out"),
+                    Err(e) => {
+                        super::count_unreadable();
+                        tracing::warn!(incident_key = %key, error = %e, "Store: a timeline entry is unreadable; left out")
+                    }
                 }
             }
             Ok(Some((incident, timeline)))
@@ -914,10 +917,7 @@ fn readable(conn: &Connection, key: &str, data: &str) -> Option<Incident> {
         Ok(incident) => return Some(incident),
         Err(e) => e.to_string(),
     };
-    crate::metrics::metrics()
-        .store_errors
-        .with_label_values(&["unreadable_row"])
-        .inc();
+    super::count_unreadable();
     let moved = conn.execute_batch("SAVEPOINT quarantine").and_then(|()| {
         let now = Utc::now().timestamp_millis();
         conn.execute(

@@ -413,27 +413,41 @@ async fn the_incident_list_pages_newest_first_without_gaps_or_repeats(s: Subject
     assert_eq!(store.incidents_page(true, 10, None).await.unwrap().len(), 4);
 }
 
+/// For the retention tests: a failure resolved at minute 3 with its posts sent (`RETAINED_OLD`,
+/// returned), one resolved then that still owes a post (`RETAINED_OWED`), and one still open,
+/// all opened at minute 1.
+async fn seed_for_retention(store: &Store) -> Event {
+    let old = failed("production", "old", 1);
+    decide_and_apply(store, &old, at(1)).await;
+    for item in store.outbox_pending(10).await.unwrap() {
+        store.outbox_sent(&item, at(2), None).await.unwrap();
+    }
+    assert!(store
+        .resolve(RETAINED_OLD, "alice", vec![], at(3))
+        .await
+        .unwrap());
+    decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
+    let note = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    assert!(store
+        .resolve(RETAINED_OWED, "alice", vec![note], at(3))
+        .await
+        .unwrap());
+    decide_and_apply(store, &failed("production", "open", 1), at(1)).await;
+    old
+}
+
+const RETAINED_OLD: &str = "pipeline_execution_failure/kiro-pipeline-production/old";
+const RETAINED_OWED: &str = "pipeline_execution_failure/kiro-pipeline-staging/owed";
+
 /// Both stores remove a resolved incident past the retention with everything about it, and
 /// keep an open one and one that still owes a post. (DynamoDB's processed markers and settled
 /// posts expire by TTL instead; the embedded store's sweep is tested further below.)
 async fn resolved_incidents_past_the_retention_are_removed_whole(s: Subject) {
     let store = &s.store;
-    decide_and_apply(store, &failed("production", "old", 1), at(1)).await;
-    let old = "pipeline_execution_failure/kiro-pipeline-production/old";
-    for item in store.outbox_pending(10).await.unwrap() {
-        store.outbox_sent(&item, at(2), None).await.unwrap();
-    }
-    assert!(store.resolve(old, "alice", vec![], at(3)).await.unwrap());
-    decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
-    let owed = "pipeline_execution_failure/kiro-pipeline-staging/owed";
-    let note = store.outbox_pending(1).await.unwrap()[0]
-        .notification
-        .clone();
-    assert!(store
-        .resolve(owed, "alice", vec![note], at(3))
-        .await
-        .unwrap());
-    decide_and_apply(store, &failed("production", "open", 1), at(1)).await;
+    seed_for_retention(store).await;
+    let (old, owed) = (RETAINED_OLD, RETAINED_OWED);
     // DynamoDB orders resolved incidents by when they were written (the wall clock).
     let cutoff = Utc::now() + chrono::Duration::minutes(1);
     let pruned = store.prune(cutoff, cutoff).await.unwrap();
@@ -739,28 +753,8 @@ async fn an_unreadable_incident_row_is_quarantined_and_the_rest_is_served() {
 async fn the_retention_sweep_removes_only_what_is_old_and_settled() {
     let s = Subject::embedded("retention").await;
     let store = &s.store;
-    let old = failed("production", "old", 1);
-    decide_and_apply(store, &old, at(1)).await;
-    let old_key = "pipeline_execution_failure/kiro-pipeline-production/old";
-    for item in store.outbox_pending(10).await.unwrap() {
-        store.outbox_sent(&item, at(2), None).await.unwrap();
-    }
-    assert!(store
-        .resolve(old_key, "alice", vec![], at(3))
-        .await
-        .unwrap());
-    // Resolved just as long ago, but a post is still owed: kept until it is sent.
-    decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
-    let owed_key = "pipeline_execution_failure/kiro-pipeline-staging/owed";
-    let note = store.outbox_pending(1).await.unwrap()[0]
-        .notification
-        .clone();
-    assert!(store
-        .resolve(owed_key, "alice", vec![note], at(3))
-        .await
-        .unwrap());
-    // Still open, opened just as long ago: kept.
-    decide_and_apply(store, &failed("production", "open", 1), at(1)).await;
+    let old = seed_for_retention(store).await;
+    let (old_key, owed_key) = (RETAINED_OLD, RETAINED_OWED);
     let later = at(50);
     let pruned = store.prune(at(10), later).await.unwrap();
     assert_eq!(pruned.incidents, 1, "{pruned:?}");
