@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod sns;
 pub mod sqs;
 
+pub use aws_config::SdkConfig;
 pub use error::AwsError;
 
 use std::time::Duration;

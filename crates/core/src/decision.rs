@@ -54,6 +54,8 @@ pub enum Action {
         update: IncidentUpdate,
         /// Why this input belongs to that incident.
         reason: String,
+        /// Thread replies with the news, when the update carries any (`update.notify`).
+        notifications: Vec<Notification>,
     },
     /// Change an incident's type after diagnosis (keeps key and timeline).
     Refine {
@@ -179,11 +181,73 @@ pub struct Notification {
     pub mention: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Channel {
-    Slack { channel: String },
-    Sns { topic_arn: String },
+/// Where a notification goes: a notifier kind (`slack`, `sns`, `pagerduty`, ...) and its target
+/// there (a Slack channel, a topic ARN, the name of a configured routing key). Never a secret:
+/// it is stored, printed and shown in timelines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Channel {
+    pub kind: String,
+    pub target: String,
+}
+
+impl Channel {
+    pub fn new(kind: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            target: target.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.target)
+    }
+}
+
+/// The stored form: `{"type": kind, "target": ...}`. Slack and SNS keep the field names of
+/// layouts before notifiers were data (`channel`, `topic_arn`), so rows written by either
+/// version are read by the other during a rolling deploy.
+#[derive(Serialize, Deserialize)]
+struct ChannelWire {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic_arn: Option<String>,
+}
+
+impl Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let target = Some(self.target.clone());
+        let mut wire = ChannelWire {
+            kind: self.kind.clone(),
+            target: None,
+            channel: None,
+            topic_arn: None,
+        };
+        match self.kind.as_str() {
+            "slack" => wire.channel = target,
+            "sns" => wire.topic_arn = target,
+            _ => wire.target = target,
+        }
+        wire.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = ChannelWire::deserialize(d)?;
+        let target = wire
+            .target
+            .or(wire.channel)
+            .or(wire.topic_arn)
+            .ok_or_else(|| serde::de::Error::missing_field("target"))?;
+        Ok(Channel::new(wire.kind, target))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
@@ -194,5 +258,33 @@ pub enum NotificationKind {
     Refined,
     Escalated,
     Reminder,
+    /// Acknowledged by a person (here or in a pager); pagers stop paging.
+    Acknowledged,
     Resolved,
+}
+
+impl NotificationKind {
+    /// Every kind, in the order an incident goes through them.
+    pub const ALL: [NotificationKind; 7] = [
+        NotificationKind::Opened,
+        NotificationKind::Updated,
+        NotificationKind::Refined,
+        NotificationKind::Escalated,
+        NotificationKind::Reminder,
+        NotificationKind::Acknowledged,
+        NotificationKind::Resolved,
+    ];
+
+    /// The snake_case name (`opened`, `escalated`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Opened => "opened",
+            NotificationKind::Updated => "updated",
+            NotificationKind::Refined => "refined",
+            NotificationKind::Escalated => "escalated",
+            NotificationKind::Reminder => "reminder",
+            NotificationKind::Acknowledged => "acknowledged",
+            NotificationKind::Resolved => "resolved",
+        }
+    }
 }

@@ -465,6 +465,8 @@ name = "production"
         assert_eq!(m.slack_channel, "#deployments");
         let mut s = s.clone();
         s.slack_channel = m.slack_channel.clone();
+        assert_eq!(s.targets["slack"], format!("#kiro-pipeline-{}", s.name));
+        s.targets.insert("slack".into(), m.slack_channel.clone());
         if s.name == "production" {
             assert!(s.health_url.is_some());
             s.health_url = None;

@@ -274,18 +274,13 @@ fn incident1_failed_execution_opens_failure_with_runbook_policy() {
         .collect();
     assert_eq!(schedule, vec![(t(60), "L2", DeadlineKind::Escalation)]);
     let slack = &o.notifications[0];
-    assert_eq!(
-        slack.channel,
-        Channel::Slack {
-            channel: "#kiro-production".into()
-        }
-    );
+    assert_eq!(slack.channel, Channel::new("slack", "#kiro-production"));
     assert_eq!(slack.mention.as_deref(), Some("@oncall"));
     assert!(o.notifications.iter().any(|n| n.channel
-        == Channel::Sns {
-            topic_arn: "arn:aws:sns:us-east-1:123456789012:kiro-pipeline-production-deployments"
-                .into()
-        }));
+        == Channel::new(
+            "sns",
+            "arn:aws:sns:us-east-1:123456789012:kiro-pipeline-production-deployments"
+        )));
     // Diagnostics: the runbook's acknowledge/investigate steps.
     let build_log = o.diagnostics.iter().find_map(|d| match d {
         Diagnostic::BuildLog(s) => Some(s),
@@ -674,7 +669,7 @@ fn incident2_rollback_failed_escalates_to_l2_and_l3_at_once() {
     );
     // The L2 level's own pager topic is notified too.
     let pages_devops = d.actions.iter().any(|a| matches!(a, Action::Escalate { notifications, level_id, .. }
-        if level_id == "L2" && notifications.iter().any(|n| n.channel == Channel::Sns { topic_arn: "arn:aws:sns:us-east-1:123456789012:devops-pager".into() })));
+        if level_id == "L2" && notifications.iter().any(|n| n.channel == Channel::new("sns", "arn:aws:sns:us-east-1:123456789012:devops-pager"))));
     assert!(pages_devops);
     // A failed-rollback finding from diagnostics does the same.
     let finding = Finding::RollbackStatus(RollbackStatusFinding {

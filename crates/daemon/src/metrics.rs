@@ -123,7 +123,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         incidents_open,
         notifications: counter(
             "pipeline_responder_notifications_total",
-            "Notifications by channel (slack, sns) and outcome (sent, failed, given_up, silenced, summarized, dry_run).",
+            "Notifications by notifier kind (slack, sns, pagerduty, opsgenie, teams, webhook) and outcome (sent, failed, given_up, silenced, summarized, dry_run).",
             &["channel", "outcome"],
         ),
         escalations: counter(
@@ -178,16 +178,49 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION"), store_kind])
         .set(1);
-    let mut channels = Vec::new();
-    if config.notifiers.slack.is_some() {
-        channels.push("slack");
-    }
-    if config.notifiers.sns_enabled {
-        channels.push("sns");
-    }
-    for channel in channels {
-        for outcome in ["sent", "failed", "given_up", "silenced", "summarized"] {
+    for channel in config.notifiers.channels.keys() {
+        for outcome in [
+            "sent",
+            "failed",
+            "given_up",
+            "silenced",
+            "summarized",
+            "storm_summary",
+            "dry_run",
+        ] {
             m.notifications.with_label_values(&[channel, outcome]);
+        }
+    }
+    // Inputs arrive over HTTP always, over SQS when configured; the watcher's are never
+    // malformed or foreign, only duplicates.
+    let mut sources = vec!["http"];
+    if config.sources.sqs.is_some() {
+        sources.push("sqs");
+    }
+    for source in &sources {
+        for reason in pipeline_responder_core::event::ParseError::REASONS {
+            m.events_rejected.with_label_values(&[source, reason]);
+        }
+        m.events_ignored.with_label_values(&[source]);
+    }
+    sources.push("watcher");
+    for source in &sources {
+        m.events_duplicate.with_label_values(&[source]);
+        for kind in pipeline_responder_core::event::Event::KIND_NAMES {
+            m.events_received.with_label_values(&[source, kind]);
+        }
+    }
+    for env in &config.environments {
+        for status in ["open", "acknowledged"] {
+            m.incidents_open.with_label_values(&[&env.name, status]);
+        }
+        for t in pipeline_responder_core::incident::IncidentType::ALL {
+            let policy = config.policy(t);
+            if policy.enabled {
+                let severity = policy.severity_for(&env.name);
+                m.incidents_opened
+                    .with_label_values(&[t.as_str(), severity.as_str(), &env.name]);
+            }
         }
     }
     if config.sources.sqs.is_some() {
@@ -204,6 +237,9 @@ pub fn init(store_kind: &str, config: &pipeline_responder_core::config::Config) 
     }
     for level in config.escalation.levels.iter().skip(1) {
         m.escalations.with_label_values(&[&level.id, "escalation"]);
+    }
+    for level in &config.escalation.levels {
+        m.escalations.with_label_values(&[&level.id, "reminder"]);
     }
     for operation in ["apply", "deadlines", "outbox", "scrape", "unreadable_row"] {
         m.store_errors.with_label_values(&[operation]);

@@ -15,6 +15,10 @@ pub const DEPLOYMENTS_TABLE: &str = "{prefix}-deployments";
 pub const SNS_TOPIC_ARN: &str = "arn:aws:sns:{region}:{account}:{prefix}-deployments";
 pub const SLACK_DEFAULT_CHANNEL: &str = "#deployments";
 pub const SLACK_API_BASE_URL: &str = "https://slack.com/api";
+/// PagerDuty Events API v2.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Opsgenie's API (EU accounts use `https://api.eu.opsgenie.com`).
+pub const OPSGENIE_API_URL: &str = "https://api.opsgenie.com";
 pub const REGION: &str = "us-east-1";
 pub const LISTEN: &str = "0.0.0.0:9090";
 pub const STORE_PATH: &str = "/var/lib/pipeline-responder/state.db";
@@ -52,6 +56,7 @@ pub fn levels() -> Vec<Level> {
         slack_mention: None,
         sns_topic_arn: None,
         contact: contact.map(Into::into),
+        targets: Default::default(),
     })
     .collect()
 }

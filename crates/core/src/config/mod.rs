@@ -4,12 +4,17 @@
 
 pub mod defaults;
 mod load;
+mod notifiers;
 pub mod raw;
 mod resolve;
 mod secret;
 
 pub use load::{
     load_file, load_reading_file, load_str, ConfigError, ConfigErrors, MAX_DURATION_SECS,
+};
+pub use notifiers::{
+    opsgenie_responders, ChannelSpec, Endpoint, OpsgenieConfig, PagerDutyConfig, RawEndpoint,
+    RawOpsgenie, RawPagerDuty, RawTeams, RawWebhook, TeamsConfig, WebhookConfig,
 };
 pub use resolve::{DYNAMODB_MAX_TIMERS, MIN_API_TOKEN_CHARS};
 pub use secret::{expand_env, ExpandError, Secret};
@@ -98,6 +103,12 @@ pub struct NotifiersConfig {
     /// `None` when Slack is off.
     pub slack: Option<SlackConfig>,
     pub sns_enabled: bool,
+    pub pagerduty: Option<PagerDutyConfig>,
+    pub opsgenie: Option<OpsgenieConfig>,
+    pub teams: Option<TeamsConfig>,
+    pub webhook: Option<WebhookConfig>,
+    /// What each configured notifier kind is sent, by kind (`slack`, `sns`, `pagerduty`, ...).
+    pub channels: BTreeMap<String, ChannelSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +144,8 @@ pub struct Level {
     pub slack_mention: Option<String>,
     pub sns_topic_arn: Option<String>,
     pub contact: Option<String>,
+    /// Where this level is paged, by notifier kind (`sns` = `sns_topic_arn`, then `notify`).
+    pub targets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -294,6 +307,9 @@ pub struct Environment {
     /// `None` when SNS is off.
     pub sns_topic_arn: Option<String>,
     pub slack_channel: String,
+    /// Where every post of this environment goes, by notifier kind: `slack` = `slack_channel`,
+    /// `sns` = `sns_topic_arn` (when those notifiers are on), then the `notify` map.
+    pub targets: BTreeMap<String, String>,
 }
 
 /// What to do for one incident type.
@@ -411,17 +427,12 @@ pub struct LogSearch {
 impl Config {
     /// Every secret the configuration holds (so that none is ever posted, stored or served).
     pub fn secrets(&self) -> Vec<&str> {
-        let slack = self.notifiers.slack.as_ref();
-        [
-            self.http.api_token.as_ref(),
-            slack.and_then(|s| s.webhook_url.as_ref()),
-            slack.and_then(|s| s.bot_token.as_ref()),
-            slack.and_then(|s| s.signing_secret.as_ref()),
-        ]
-        .into_iter()
-        .flatten()
-        .map(Secret::expose)
-        .collect()
+        self.http
+            .api_token
+            .iter()
+            .chain(self.notifiers.secrets())
+            .map(Secret::expose)
+            .collect()
     }
 
     /// The redactor of untrusted text under this configuration.

@@ -154,6 +154,10 @@ pub struct RawWatcher {
 pub struct RawNotifiers {
     pub slack: Option<RawSlack>,
     pub sns: Option<RawSns>,
+    pub pagerduty: Option<super::RawPagerDuty>,
+    pub opsgenie: Option<super::RawOpsgenie>,
+    pub teams: Option<super::RawTeams>,
+    pub webhook: Option<super::RawWebhook>,
 }
 
 /// `[notifiers.slack]`.
@@ -204,6 +208,9 @@ pub struct RawLevel {
     pub sns_topic_arn: Option<String>,
     /// Contact shown in posts (e.g. `devops@example.com`).
     pub contact: Option<String>,
+    /// Other notifiers paged at this level, by kind, e.g.
+    /// `{ pagerduty = "sre", opsgenie = "team:SRE" }`.
+    pub notify: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[escalation.multi_environment]`: runbook "Multiple environments affected" → L2.
@@ -352,6 +359,9 @@ pub struct RawEnvironment {
     pub sns_topic_arn: Option<String>,
     /// Slack channel. Default `[notifiers.slack] default_channel`.
     pub slack_channel: Option<String>,
+    /// Other notifiers every post of the environment goes to, by kind, e.g.
+    /// `{ teams = "ops", webhook = "audit" }`.
+    pub notify: Option<std::collections::BTreeMap<String, String>>,
     /// Set false to keep an environment in the file but stop watching it. Default true.
     pub enabled: Option<bool>,
 }

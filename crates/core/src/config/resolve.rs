@@ -75,7 +75,7 @@ impl<'a> Resolver<'a> {
             watcher: self.watcher(sources.watcher.unwrap_or_default()),
         };
         let notifiers = self.notifiers(raw.notifiers.unwrap_or_default());
-        let escalation = self.escalation(raw.escalation.unwrap_or_default());
+        let escalation = self.escalation(raw.escalation.unwrap_or_default(), &notifiers);
         let storm = self.storm(raw.storm.unwrap_or_default());
         let digest = self.digest(raw.digest.unwrap_or_default());
         let remediation = self.remediation(raw.remediation.unwrap_or_default());
@@ -520,10 +520,205 @@ impl<'a> Resolver<'a> {
                 );
             }
         }
+        let sns_enabled = raw.sns.unwrap_or_default().enabled.unwrap_or(true);
+        let pagerduty = self.pagerduty(raw.pagerduty.unwrap_or_default());
+        let opsgenie = self.opsgenie(raw.opsgenie.unwrap_or_default());
+        let teams = self
+            .named_secrets(
+                "notifiers.teams",
+                "webhooks",
+                raw.teams.as_ref().and_then(|t| t.enabled),
+                raw.teams.and_then(|t| t.webhooks),
+            )
+            .map(|webhooks| TeamsConfig { webhooks });
+        let webhook = self.webhook(raw.webhook.unwrap_or_default());
+        let mut channels = BTreeMap::new();
+        let specs = [
+            ("slack", slack.is_some(), ChannelSpec::chat()),
+            ("sns", sns_enabled, ChannelSpec::broadcast()),
+            ("pagerduty", pagerduty.is_some(), ChannelSpec::pager()),
+            ("opsgenie", opsgenie.is_some(), ChannelSpec::pager()),
+            ("teams", teams.is_some(), ChannelSpec::broadcast()),
+            ("webhook", webhook.is_some(), ChannelSpec::all()),
+        ];
+        for (kind, on, spec) in specs {
+            if on {
+                channels.insert(kind.to_string(), spec);
+            }
+        }
         NotifiersConfig {
             slack,
-            sns_enabled: raw.sns.unwrap_or_default().enabled.unwrap_or(true),
+            sns_enabled,
+            pagerduty,
+            opsgenie,
+            teams,
+            webhook,
+            channels,
         }
+    }
+
+    fn http_url(&mut self, path: &str, raw: Option<String>, default: &str) -> String {
+        let url = raw
+            .map(|u| self.expand(path, &u))
+            .unwrap_or_else(|| default.into());
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            self.error(path, "must be an http(s) URL");
+        }
+        url
+    }
+
+    /// A `{ name = "${SECRET}" }` map of a notifier section; `None` when the section is off.
+    fn named_secrets(
+        &mut self,
+        section: &str,
+        key: &str,
+        enabled: Option<bool>,
+        raw: Option<BTreeMap<String, String>>,
+    ) -> Option<BTreeMap<String, Secret>> {
+        let raw = raw.unwrap_or_default();
+        match enabled {
+            Some(false) => return None,
+            Some(true) if raw.is_empty() => {
+                self.error(format!("{section}.{key}"), format!("{section} is enabled but names no {key}; add one, e.g. {key} = {{ ops = \"${{SECRET_ENV_VAR}}\" }}, or set enabled = false"));
+                return None;
+            }
+            _ if raw.is_empty() => return None,
+            _ => {}
+        }
+        let mut out = BTreeMap::new();
+        for (name, value) in raw {
+            let path = format!("{section}.{key}.{name}");
+            if let Some(secret) = self.secret(&path, Some(value)) {
+                out.insert(name, secret);
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn pagerduty(&mut self, raw: RawPagerDuty) -> Option<PagerDutyConfig> {
+        let routing_keys = self.named_secrets(
+            "notifiers.pagerduty",
+            "routing_keys",
+            raw.enabled,
+            raw.routing_keys,
+        )?;
+        for (name, key) in &routing_keys {
+            // An Events API v2 integration key is 32 characters of [0-9a-z].
+            if key.expose().len() != 32 || !key.expose().chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                self.error(format!("notifiers.pagerduty.routing_keys.{name}"), "is not a PagerDuty integration key (32 letters and digits); copy the Integration Key of the service's Events API v2 integration");
+            }
+        }
+        Some(PagerDutyConfig {
+            routing_keys,
+            webhook_secret: self.secret("notifiers.pagerduty.webhook_secret", raw.webhook_secret),
+            events_url: self.http_url(
+                "notifiers.pagerduty.events_url",
+                raw.events_url,
+                defaults::PAGERDUTY_EVENTS_URL,
+            ),
+        })
+    }
+
+    fn opsgenie(&mut self, raw: RawOpsgenie) -> Option<OpsgenieConfig> {
+        if raw.enabled == Some(false) {
+            return None;
+        }
+        let api_key = self.secret("notifiers.opsgenie.api_key", raw.api_key);
+        let Some(api_key) = api_key else {
+            if raw.enabled == Some(true) {
+                self.error("notifiers.opsgenie.api_key", "required when Opsgenie is enabled; set it to the API integration's key as ${OPSGENIE_API_KEY}");
+            }
+            return None;
+        };
+        Some(OpsgenieConfig {
+            api_key,
+            api_url: self.http_url(
+                "notifiers.opsgenie.api_url",
+                raw.api_url,
+                defaults::OPSGENIE_API_URL,
+            ),
+            webhook_token: self.secret("notifiers.opsgenie.webhook_token", raw.webhook_token),
+        })
+    }
+
+    fn webhook(&mut self, raw: RawWebhook) -> Option<WebhookConfig> {
+        let list = raw.endpoints.unwrap_or_default();
+        match raw.enabled {
+            Some(false) => return None,
+            Some(true) if list.is_empty() => {
+                self.error("notifiers.webhook.endpoints", "the webhook notifier is enabled but has no endpoint; add [notifiers.webhook.endpoints.NAME] with url and secret, or set enabled = false");
+                return None;
+            }
+            _ if list.is_empty() => return None,
+            _ => {}
+        }
+        let mut endpoints = BTreeMap::new();
+        for (name, e) in list {
+            let path = format!("notifiers.webhook.endpoints.{name}");
+            let url = self.secret(&format!("{path}.url"), e.url);
+            let secret = self.secret(&format!("{path}.secret"), e.secret);
+            match (url, secret) {
+                (Some(url), Some(secret)) => {
+                    if !url.expose().starts_with("https://") && !url.expose().starts_with("http://")
+                    {
+                        self.error(format!("{path}.url"), "must be an http(s) URL");
+                    }
+                    if secret.expose().len() < 16 {
+                        self.error(format!("{path}.secret"), "is shorter than 16 characters; use a long random secret (e.g. openssl rand -hex 32)");
+                    }
+                    endpoints.insert(name, Endpoint { url, secret });
+                }
+                (None, _) => self.error(
+                    format!("{path}.url"),
+                    "required; the URL that receives the signed JSON",
+                ),
+                (_, None) => self.error(
+                    format!("{path}.secret"),
+                    "required; the HMAC-SHA256 key receivers verify X-Signature-256 with",
+                ),
+            }
+        }
+        (!endpoints.is_empty()).then_some(WebhookConfig { endpoints })
+    }
+
+    /// Targets by notifier kind: `base` (the Slack/SNS keys), then the `notify` map, each
+    /// checked against the configured notifiers.
+    fn targets(
+        &mut self,
+        path: &str,
+        base: Vec<(&str, Option<String>)>,
+        notify: Option<BTreeMap<String, String>>,
+        notifiers: &NotifiersConfig,
+    ) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = base
+            .into_iter()
+            .filter(|(kind, _)| notifiers.channels.contains_key(*kind))
+            .filter_map(|(kind, target)| Some((kind.to_string(), target?)))
+            .collect();
+        for (kind, target) in notify.unwrap_or_default() {
+            let field = format!("{path}.notify.{kind}");
+            if matches!(kind.as_str(), "slack" | "sns") {
+                self.error(
+                    field,
+                    format!(
+                        "write the {kind} target as {} instead",
+                        if kind == "slack" {
+                            "slack_channel"
+                        } else {
+                            "sns_topic_arn"
+                        }
+                    ),
+                );
+                continue;
+            }
+            if let Some(why) = notifiers.check_target(&kind, target.trim()) {
+                self.error(field, why);
+                continue;
+            }
+            out.insert(kind, target.trim().to_string());
+        }
+        out
     }
 
     fn check_channel(&mut self, path: &str, channel: &str) {
@@ -536,7 +731,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn escalation(&mut self, raw: RawEscalation) -> EscalationConfig {
+    fn escalation(&mut self, raw: RawEscalation, notifiers: &NotifiersConfig) -> EscalationConfig {
         let levels = match raw.levels {
             None => defaults::levels(),
             Some(list) if list.is_empty() => {
@@ -561,16 +756,24 @@ impl<'a> Resolver<'a> {
                         );
                     }
                     let name = level.name.unwrap_or_else(|| id.clone());
+                    let sns_topic_arn = level.sns_topic_arn.map(|a| {
+                        let a = self.expand(&format!("{path}.sns_topic_arn"), &a);
+                        self.check_topic_arn(&format!("{path}.sns_topic_arn"), &a);
+                        a
+                    });
+                    let targets = self.targets(
+                        &path,
+                        vec![("sns", sns_topic_arn.clone())],
+                        level.notify,
+                        notifiers,
+                    );
                     levels.push(Level {
                         id,
                         name,
                         slack_mention: level.slack_mention,
-                        sns_topic_arn: level.sns_topic_arn.map(|a| {
-                            let a = self.expand(&format!("{path}.sns_topic_arn"), &a);
-                            self.check_topic_arn(&format!("{path}.sns_topic_arn"), &a);
-                            a
-                        }),
+                        sns_topic_arn,
                         contact: level.contact,
+                        targets,
                     });
                 }
                 levels
@@ -1104,6 +1307,17 @@ impl<'a> Resolver<'a> {
             )
             .unwrap_or_else(|| default_channel.clone());
             self.check_channel(&format!("{path}.slack_channel"), &slack_channel);
+            let mut notify = defaults_raw.notify.clone().unwrap_or_default();
+            notify.extend(raw.notify.clone().unwrap_or_default());
+            let targets = self.targets(
+                &path,
+                vec![
+                    ("slack", Some(slack_channel.clone())),
+                    ("sns", sns_topic_arn.clone()),
+                ],
+                (!notify.is_empty()).then_some(notify),
+                notifiers,
+            );
             out.push(Environment {
                 name,
                 pipeline,
@@ -1115,6 +1329,7 @@ impl<'a> Resolver<'a> {
                 health_url,
                 sns_topic_arn,
                 slack_channel,
+                targets,
             });
         }
         out

@@ -301,6 +301,18 @@ impl Event {
     }
 
     /// Short machine name of the event kind, for metrics labels and logs.
+    /// Every value [`Event::kind_name`] gives (metrics start each at 0).
+    pub const KIND_NAMES: [&'static str; 8] = [
+        "pipeline_execution",
+        "stage_execution",
+        "action_execution",
+        "alarm_state_change",
+        "build_state_change",
+        "build_phase_change",
+        "pipeline_notification",
+        "execution_in_progress",
+    ];
+
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
             EventKind::PipelineExecution(_) => "pipeline_execution",

@@ -67,6 +67,20 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// Every value [`ParseError::reason`] gives (metrics start each at 0).
+    pub const REASONS: [&'static str; 10] = [
+        "empty",
+        "too_large",
+        "not_json",
+        "missing_field",
+        "empty_field",
+        "wrong_type",
+        "unknown_value",
+        "bad_timestamp",
+        "unrecognised_shape",
+        "nested_too_deep",
+    ];
+
     /// A short, bounded label for metrics (`pipeline_responder_events_rejected_total{reason}`).
     pub fn reason(&self) -> &'static str {
         match self {

@@ -54,19 +54,22 @@ fn alarm_key(
     format!("{incident_type}/{scope}/alarm/{}/{at}", e.alarm_name)
 }
 
-fn attach(existing: &IncidentView, alarm: &str, why: String) -> Vec<Action> {
+fn attach(
+    ctx: Ctx<'_>,
+    env: &Environment,
+    existing: &IncidentView,
+    alarm: &str,
+    why: String,
+) -> Vec<Action> {
     if existing.alarms.iter().any(|a| a == alarm) {
         return Vec::new();
     }
-    vec![Action::Update {
-        key: existing.key.clone(),
-        update: IncidentUpdate {
-            alarm: Some(alarm.to_string()),
-            notify: true,
-            ..IncidentUpdate::default()
-        },
-        reason: why,
-    }]
+    let update = IncidentUpdate {
+        alarm: Some(alarm.to_string()),
+        notify: true,
+        ..IncidentUpdate::default()
+    };
+    vec![notifications::update(ctx, env, existing, update, why)]
 }
 
 fn alarm_fired<'a>(
@@ -96,6 +99,8 @@ fn alarm_fired<'a>(
             match existing {
                 Some(existing) => {
                     let mut actions = attach(
+                        ctx,
+                        env,
                         existing,
                         &e.alarm_name,
                         format!(
@@ -131,6 +136,8 @@ fn alarm_fired<'a>(
         }
         IncidentType::RollbackTriggered => match active_rollback(ctx, env) {
             Some(existing) => attach(
+                ctx,
+                env,
                 existing,
                 &e.alarm_name,
                 format!(
@@ -213,6 +220,7 @@ fn recheck_rollback(ctx: Ctx<'_>, incident: &IncidentView, reason: String) -> Ac
             ..IncidentUpdate::default()
         },
         reason,
+        notifications: Vec::new(),
     }
 }
 
@@ -248,15 +256,15 @@ pub(crate) fn notification<'a>(
                 ..Facts::default()
             };
             let actions = match existing {
-                Some(existing) => vec![Action::Update {
-                    key: existing.key.clone(),
-                    update: IncidentUpdate {
+                Some(existing) => {
+                    let update = IncidentUpdate {
                         error: facts.error,
                         notify: true,
                         ..IncidentUpdate::default()
-                    },
-                    reason: "the rollback Lambda confirmed the rollback".into(),
-                }],
+                    };
+                    let reason = "the rollback Lambda confirmed the rollback".into();
+                    vec![notifications::update(ctx, env, existing, update, reason)]
+                }
                 None => {
                     let id = n
                         .current_version

@@ -89,6 +89,7 @@ fn throttled(ctx: Ctx<'_>, incident: &IncidentView) -> Vec<Action> {
             ..IncidentUpdate::default()
         },
         reason: "build log shows AWS throttling".to_string(),
+        notifications: Vec::new(),
     }]
 }
 

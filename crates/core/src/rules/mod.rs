@@ -156,8 +156,31 @@ pub fn deadline_notifications(
     notifications::build(ctx, env, kind, &[deadline.level])
 }
 
-/// The notifications of an incident resolved by hand (API, CLI, Slack).
-pub fn resolution_notifications(
+/// The notifications of an incident resolved (`Resolved`) or acknowledged (`Acknowledged`) by
+/// hand (API, CLI, Slack, a pager's webhook): the environment's targets and every level a pager
+/// paged (`highest_level_notified`).
+pub fn closing_notifications(
+    config: &Config,
+    environment: &str,
+    kind: crate::decision::NotificationKind,
+    highest_level_notified: Option<usize>,
+    now: DateTime<Utc>,
+) -> Vec<crate::decision::Notification> {
+    let Some(env) = config.environment(environment) else {
+        return Vec::new();
+    };
+    let view = IncidentsView::default();
+    let ctx = Ctx {
+        config,
+        view: &view,
+        now,
+    };
+    notifications::closing(ctx, env, kind, highest_level_notified)
+}
+
+/// The thread updates of an incident in `environment` (e.g. a diagnosis finished after the first
+/// post): one per target whose notifier takes updates.
+pub fn update_notifications(
     config: &Config,
     environment: &str,
     now: DateTime<Utc>,
@@ -171,5 +194,5 @@ pub fn resolution_notifications(
         view: &view,
         now,
     };
-    notifications::build(ctx, env, crate::decision::NotificationKind::Resolved, &[])
+    notifications::build(ctx, env, crate::decision::NotificationKind::Updated, &[])
 }

@@ -300,14 +300,11 @@ pub(crate) fn open_or_join_failure(ctx: Ctx<'_>, env: &Environment, facts: Facts
         if update == (IncidentUpdate::default()) {
             return Vec::new();
         }
-        return vec![Action::Update {
-            key: existing.key.clone(),
-            update,
-            reason: format!(
-                "same failure of {} (execution {execution_id})",
-                env.pipeline
-            ),
-        }];
+        let reason = format!(
+            "same failure of {} (execution {execution_id})",
+            env.pipeline
+        );
+        return vec![notifications::update(ctx, env, existing, update, reason)];
     }
     if ctx.view.get(&key).is_some() {
         // Already opened and resolved: a late or repeated signal must not reopen it.
@@ -401,7 +398,12 @@ pub(crate) fn resolve(
     Action::Resolve {
         key: incident.key.clone(),
         reason,
-        notifications: notifications::build(ctx, env, NotificationKind::Resolved, &[]),
+        notifications: notifications::closing(
+            ctx,
+            env,
+            NotificationKind::Resolved,
+            incident.highest_level_notified,
+        ),
     }
 }
 
@@ -464,11 +466,8 @@ pub(crate) fn open_or_join_duration(
         if update == IncidentUpdate::default() {
             return Vec::new();
         }
-        return vec![Action::Update {
-            key: existing.key.clone(),
-            update,
-            reason: format!("same slow execution of {}", env.pipeline),
-        }];
+        let reason = format!("same slow execution of {}", env.pipeline);
+        return vec![notifications::update(ctx, env, existing, update, reason)];
     }
     let key = match (&facts.execution_id, alarm_key) {
         (Some(execution), _) => duration_key(&env.pipeline, execution),
@@ -547,6 +546,7 @@ pub(crate) fn build<'a>(ctx: Ctx<'a>, event: &Event, e: &BuildStateChange) -> Ou
                         ..IncidentUpdate::default()
                     },
                     reason: format!("build {} of {} {}", e.build_id, e.project, e.status),
+                    notifications: Vec::new(),
                 })
                 .into_iter()
                 .collect();

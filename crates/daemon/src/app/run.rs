@@ -12,7 +12,6 @@ use crate::sources;
 use crate::store::{DynamoStore, Store};
 use anyhow::Context;
 use pipeline_responder_aws::diagnostics::Diagnostics;
-use pipeline_responder_aws::sns::SnsPublisher;
 use pipeline_responder_aws::sqs::SqsQueue;
 use pipeline_responder_core::config::{Config, StoreConfig};
 use std::path::Path;
@@ -71,15 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let outbox = OutboxWorker {
         config: Arc::clone(&config),
         store: store.clone(),
-        slack: config
-            .notifiers
-            .slack
-            .clone()
-            .map(|s| Slack::new(s, http.clone())),
-        sns: config
-            .notifiers
-            .sns_enabled
-            .then(|| SnsPublisher::new(&sdk)),
+        notifiers: crate::notify::registry::Notifiers::from_config(&config, &http, &sdk),
         dry_run: config.daemon.dry_run,
         wakeups: wakeups.clone(),
         storm: Arc::new(std::sync::Mutex::new(

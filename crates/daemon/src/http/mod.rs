@@ -1,7 +1,9 @@
 //! The one HTTP listener: `/healthz`, `/readyz`, and the bearer-token API
 //! (`/api/v1/incidents`, ack, resolve, and `/api/v1/events` for EventBridge API destinations).
 
+pub mod incident_actions;
 pub mod listener;
+pub mod pager_webhooks;
 pub mod slack_interactions;
 
 use crate::pipeline::ingest::{HandleError, Handled, Ingest};
@@ -13,7 +15,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use pipeline_responder_core::config::Config;
-use pipeline_responder_core::rules;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -64,6 +65,14 @@ pub fn router(api: Api) -> Router {
         )
         .route("/api/v1/silences/{id}", axum::routing::delete(end_silence))
         .route(
+            "/pagerduty/webhook",
+            post(pager_webhooks::pagerduty).layer(DefaultBodyLimit::max(SLACK_BODY)),
+        )
+        .route(
+            "/opsgenie/webhook",
+            post(pager_webhooks::opsgenie).layer(DefaultBodyLimit::max(SLACK_BODY)),
+        )
+        .route(
             "/slack/interactions",
             post(crate::http::slack_interactions::interactions)
                 .layer(DefaultBodyLimit::max(SLACK_BODY)),
@@ -72,11 +81,17 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// Paths that answer without the bearer token: probes, the scrape, and Slack (which signs).
+/// Paths that answer without the bearer token: probes, the scrape, and the webhooks of Slack
+/// and the pagers (which sign their requests).
 fn public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/readyz" | "/metrics" | "/slack/interactions"
+        "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/slack/interactions"
+            | "/pagerduty/webhook"
+            | "/opsgenie/webhook"
     )
 }
 
@@ -320,12 +335,11 @@ async fn ack(
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
     }
-    match api.store.acknowledge(&id, &actor(&body), Utc::now()).await {
-        Ok(true) => {
-            tracing::info!(incident_key = %id, by = %actor(&body), "Incident acknowledged");
-            Json(json!({"acknowledged": id})).into_response()
-        }
-        Ok(false) => error(StatusCode::CONFLICT, "no open incident with this id"),
+    use incident_actions::Outcome;
+    match incident_actions::acknowledge(&api, &id, &actor(&body)).await {
+        Ok(Outcome::Done) => Json(json!({"acknowledged": id})).into_response(),
+        Ok(Outcome::AlreadyDone) => error(StatusCode::CONFLICT, "no open incident with this id"),
+        Ok(Outcome::NotFound) => error(StatusCode::CONFLICT, "no open incident with this id"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
@@ -339,24 +353,11 @@ async fn resolve(
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
     }
-    let now = Utc::now();
-    let environment = match api.store.incident(&id).await {
-        Ok(Some((incident, _))) => incident.environment,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such incident"),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    let notifications = rules::resolution_notifications(&api.config, &environment, now);
-    match api
-        .store
-        .resolve(&id, &actor(&body), notifications, now)
-        .await
-    {
-        Ok(true) => {
-            tracing::info!(incident_key = %id, by = %actor(&body), "Incident resolved by hand");
-            api.wakeups.posts_queued();
-            Json(json!({"resolved": id})).into_response()
-        }
-        Ok(false) => error(StatusCode::CONFLICT, "the incident is already resolved"),
+    use incident_actions::Outcome;
+    match incident_actions::resolve(&api, &id, &actor(&body)).await {
+        Ok(Outcome::Done) => Json(json!({"resolved": id})).into_response(),
+        Ok(Outcome::AlreadyDone) => error(StatusCode::CONFLICT, "the incident is already resolved"),
+        Ok(Outcome::NotFound) => error(StatusCode::NOT_FOUND, "no such incident"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

@@ -92,16 +92,10 @@ pub async fn interactions(State(api): State<Api>, headers: HeaderMap, body: Stri
         let Some(key) = action["value"].as_str() else {
             continue;
         };
-        match api
-            .store
-            .acknowledge(key, &format!("@{user} (Slack)"), Utc::now())
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(incident_key = %key, by = %format!("@{user} (Slack)"), "Incident acknowledged");
-                acked.push(key.to_string());
-            }
-            Ok(false) => {}
+        let by = format!("@{user} (Slack)");
+        match super::incident_actions::acknowledge(&api, key, &by).await {
+            Ok(super::incident_actions::Outcome::Done) => acked.push(key.to_string()),
+            Ok(_) => {}
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         }
     }

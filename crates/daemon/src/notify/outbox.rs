@@ -1,20 +1,20 @@
 //! The outbox worker: sends what the store queued, in order per incident, with backoff and
-//! Retry-After, and records the outcome. Runs until cancelled; a failing channel delays only its
-//! own posts.
+//! Retry-After, and records the outcome. One lane per notifier kind, drained by a task of its
+//! own, so a failing notifier delays only its own posts. Each post goes through the same stages,
+//! in [`OutboxWorker::drain_items`]: claim → silence → storm → send → record.
 
 use super::markup::Markup;
+use super::registry::Notifiers;
 use super::render::render;
-use super::slack::Slack;
 use super::storm::{Lane, StormGuard};
-use super::{SendError, Sent};
+use super::{Post, SendError, Sent, Summary};
 use crate::metrics::metrics;
 use crate::store::until_stored;
 use crate::store::{channel_name, OutboxItem, Silence, Store};
 use chrono::{Duration as ChronoDuration, Utc};
-use pipeline_responder_aws::sns::SnsPublisher;
 use pipeline_responder_core::config::Config;
-use pipeline_responder_core::decision::{Channel, NotificationKind};
-use pipeline_responder_core::record::{Incident, TimelineEntry, TimelineKind};
+use pipeline_responder_core::decision::NotificationKind;
+use pipeline_responder_core::record::TimelineKind;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +31,7 @@ const MAX_BACKOFF_SECS: u64 = 60;
 pub struct OutboxWorker {
     pub config: Arc<Config>,
     pub store: Store,
-    pub slack: Option<Slack>,
-    pub sns: Option<SnsPublisher>,
+    pub notifiers: Notifiers,
     pub dry_run: bool,
     pub wakeups: crate::wakeups::Wakeups,
     /// Posts per channel and kind in the storm window (shared by restarts of this worker).
@@ -42,15 +41,15 @@ pub struct OutboxWorker {
 impl OutboxWorker {
     /// Runs until `cancel`, then makes one last pass so queued posts are not left behind.
     ///
-    /// Each pass reads the pending notifications once and hands Slack's and SNS's to a task of
-    /// their own; a channel whose previous task is still sending (an SNS Publish that hangs until
+    /// Each pass reads the pending notifications once and hands each notifier kind's to a task
+    /// of its own; a kind whose previous task is still sending (an SNS Publish that hangs until
     /// its timeout, a Slack rate limit) is skipped this pass, so it delays only its own posts.
     pub async fn run(self, cancel: CancellationToken) {
         let done = Arc::new(Notify::new());
-        let mut running: HashMap<Family, tokio::task::JoinHandle<usize>> = HashMap::new();
+        let mut running: HashMap<String, tokio::task::JoinHandle<usize>> = HashMap::new();
         loop {
             running.retain(|_, task| !task.is_finished());
-            if running.len() < Family::ALL.len() {
+            if running.len() < self.notifiers.kinds().count().max(1) {
                 for (family, items) in self.pending().await {
                     if running.contains_key(&family) || items.is_empty() {
                         continue;
@@ -90,8 +89,8 @@ impl OutboxWorker {
         sent
     }
 
-    /// The pending notifications (a page of them), by channel kind.
-    async fn pending(&self) -> Vec<(Family, Vec<OutboxItem>)> {
+    /// The pending notifications (a page of them), by notifier kind.
+    async fn pending(&self) -> Vec<(String, Vec<OutboxItem>)> {
         let items = match self.store.outbox_pending(200).await {
             Ok(items) => items,
             Err(e) => {
@@ -100,10 +99,14 @@ impl OutboxWorker {
                 return Vec::new();
             }
         };
-        let (slack, sns) = items
-            .into_iter()
-            .partition(|i| Family::of(&i.notification.channel) == Family::Slack);
-        vec![(Family::Slack, slack), (Family::Sns, sns)]
+        let mut lanes: BTreeMap<String, Vec<OutboxItem>> = BTreeMap::new();
+        for item in items {
+            lanes
+                .entry(item.notification.channel.kind.clone())
+                .or_default()
+                .push(item);
+        }
+        lanes.into_iter().collect()
     }
 
     /// Sends `items` (one page, in order); returns how many were sent.
@@ -149,7 +152,11 @@ impl OutboxWorker {
                 continue;
             }
             let storm_lane: Lane = channel_name(&item.notification);
-            if !self.guard().allows(&storm_lane, now) {
+            let grouped = self
+                .notifiers
+                .get(&item.notification.channel.kind)
+                .is_none_or(|n| n.groups_in_storms());
+            if grouped && !self.guard().allows(&storm_lane, now) {
                 storm_buckets.entry(storm_lane).or_default().push(item);
                 continue;
             }
@@ -241,7 +248,7 @@ impl OutboxWorker {
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for item in &items {
             *kinds
-                .entry(format!("{:?}", item.notification.kind).to_lowercase())
+                .entry(item.notification.kind.as_str().to_string())
                 .or_default() += 1;
         }
         let mut keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
@@ -273,33 +280,20 @@ impl OutboxWorker {
                 if more > 0 { format!(" (+{more} more)") } else { String::new() },
             )
         };
-        let subject = format!("[STORM] {} grouped notifications", items.len());
+        let summary = Summary {
+            subject: format!("[STORM] {} grouped notifications", items.len()),
+            plain: text_in(&Markup::Plain),
+            slack: text_in(&Markup::slack(&self.config)),
+            grouped: items.len(),
+        };
+        let channel = &items[0].notification.channel;
         let outcome = if self.dry_run {
             tracing::info!(channel = %lane, grouped = items.len(), "Dry-run: storm summary not sent");
             Ok(())
         } else {
-            match &items[0].notification.channel {
-                Channel::Slack { channel } => match &self.slack {
-                    Some(slack) => {
-                        let text = text_in(&Markup::slack(&self.config));
-                        let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>(), "verbatim": true}}]);
-                        slack.post(channel, &text, &blocks, None).await.map(|_| ())
-                    }
-                    None => Err(SendError::permanent("slack is not configured")),
-                },
-                Channel::Sns { topic_arn } => match &self.sns {
-                    Some(sns) => sns
-                        .publish(
-                            topic_arn,
-                            &subject,
-                            &text_in(&Markup::Plain),
-                            &[("notification", "storm_summary".to_string())],
-                        )
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| SendError::transient(e.to_string())),
-                    None => Err(SendError::permanent("sns is not configured")),
-                },
+            match self.notifiers.get(&channel.kind) {
+                Some(notifier) => notifier.send_summary(&channel.target, &summary).await,
+                None => Err(not_configured(&channel.kind)),
             }
         };
         match outcome {
@@ -384,7 +378,26 @@ impl OutboxWorker {
             tracing::info!(incident_key = %item.key, channel = %channel_name(n), subject = %message.subject, "Dry-run: notification not sent");
             return Ok(Sent::default());
         }
-        let result = self.deliver(item, &incident, &timeline, &message).await;
+        let Some(notifier) = self.notifiers.get(&n.channel.kind) else {
+            return Err(not_configured(&n.channel.kind));
+        };
+        let thread = if notifier.threads() {
+            self.store
+                .thread(&item.key)
+                .await
+                .map_err(|e| SendError::transient(e.to_string()))?
+        } else {
+            None
+        };
+        let post = Post {
+            target: &n.channel.target,
+            notification: n,
+            incident: &incident,
+            timeline: &timeline,
+            message: &message,
+            thread: thread.as_ref(),
+        };
+        let result = notifier.send(post).await;
         // The first notification of the incident on any channel: how long people waited. Slack
         // and SNS send concurrently, so the timeline read before sending may show neither.
         if result.is_ok()
@@ -399,71 +412,6 @@ impl OutboxWorker {
         }
         result
     }
-
-    async fn deliver(
-        &self,
-        item: &OutboxItem,
-        incident: &Incident,
-        timeline: &[TimelineEntry],
-        message: &super::render::Rendered,
-    ) -> Result<Sent, SendError> {
-        let n = &item.notification;
-        match &n.channel {
-            Channel::Slack { channel } => {
-                let Some(slack) = &self.slack else {
-                    return Err(SendError::permanent("slack is not configured"));
-                };
-                let thread = self
-                    .store
-                    .thread(&item.key)
-                    .await
-                    .map_err(|e| SendError::transient(e.to_string()))?;
-                let reply_in = if n.kind == NotificationKind::Opened {
-                    None
-                } else {
-                    thread.as_ref()
-                };
-                let sent = slack
-                    .post(channel, &message.text, &message.blocks, reply_in)
-                    .await?;
-                if let Some(thread) = reply_in {
-                    // Keep the first post current (state, ack button) for people who only see it.
-                    let current = render(
-                        &self.config,
-                        incident,
-                        timeline,
-                        NotificationKind::Opened,
-                        None,
-                        None,
-                    );
-                    if let Err(e) = slack.update(thread, &current.text, &current.blocks).await {
-                        tracing::warn!(incident_key = %item.key, error = %e.message, "Slack chat.update failed");
-                    }
-                }
-                Ok(sent)
-            }
-            Channel::Sns { topic_arn } => {
-                let Some(sns) = &self.sns else {
-                    return Err(SendError::permanent("sns is not configured"));
-                };
-                let attributes = [
-                    ("incident_type", incident.incident_type.as_str().to_string()),
-                    ("severity", incident.severity.as_str().to_string()),
-                    ("environment", incident.environment.clone()),
-                    ("incident_key", incident.key.clone()),
-                    ("notification", format!("{:?}", n.kind).to_lowercase()),
-                ];
-                sns.publish(topic_arn, &message.subject, &message.plain, &attributes)
-                    .await
-                    .map(|_| Sent::default())
-                    .map_err(|e| SendError {
-                        message: e.to_string(),
-                        retry_after: None,
-                        permanent: !e.is_retriable(),
-                    })
-            }
-        }
-    }
 }
 
 /// True the first time it is called for `key` in this process (a bounded memory of recent keys).
@@ -477,32 +425,15 @@ fn first_notified(key: &str) -> bool {
     seen.insert(key.to_string())
 }
 
-/// The two kinds of channel, drained independently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Family {
-    Slack,
-    Sns,
+/// A notification for a kind no notifier serves (its section was removed from the config).
+fn not_configured(kind: &str) -> SendError {
+    SendError::permanent(format!("{kind} is not configured"))
 }
 
-impl Family {
-    const ALL: [Family; 2] = [Family::Slack, Family::Sns];
-
-    fn of(channel: &Channel) -> Self {
-        match channel {
-            Channel::Slack { .. } => Family::Slack,
-            Channel::Sns { .. } => Family::Sns,
-        }
-    }
-}
-
-/// Counts notifications by channel kind (`slack`, `sns`: never the channel or topic itself).
+/// Counts notifications by notifier kind (`slack`, `pagerduty`: never the target itself).
 fn count(item: &OutboxItem, outcome: &str, n: u64) {
-    let channel = match item.notification.channel {
-        Channel::Slack { .. } => "slack",
-        Channel::Sns { .. } => "sns",
-    };
     metrics()
         .notifications
-        .with_label_values(&[channel, outcome])
+        .with_label_values(&[item.notification.channel.kind.as_str(), outcome])
         .inc_by(n);
 }

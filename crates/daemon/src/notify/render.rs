@@ -26,6 +26,9 @@ pub struct Rendered {
     pub subject: String,
     /// Slack blocks.
     pub blocks: Value,
+    /// Links every notifier may show: the pipeline console, the event's details page (only
+    /// when it is one of our hosts).
+    pub links: Vec<(String, String)>,
 }
 
 fn severity_mark(s: Severity) -> &'static str {
@@ -77,11 +80,10 @@ pub fn render(
         mention,
         &Markup::Plain,
     );
-    let mut buttons = vec![json!({
-        "type": "button",
-        "text": {"type": "plain_text", "text": "Pipeline"},
-        "url": pipeline_url(config, &incident.pipeline),
-    })];
+    let mut links = vec![(
+        "Pipeline".to_string(),
+        pipeline_url(config, &incident.pipeline),
+    )];
     if let Some(url) = incident
         .error
         .as_ref()
@@ -89,9 +91,13 @@ pub fn render(
     {
         // The event's link (a CodeBuild or CloudWatch page) only when it points at our console.
         if slack.may_link(url) {
-            buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Details"}, "url": url}));
+            links.push(("Details".to_string(), url.to_string()));
         }
     }
+    let mut buttons: Vec<Value> = links
+        .iter()
+        .map(|(text, url)| json!({"type": "button", "text": {"type": "plain_text", "text": text}, "url": url}))
+        .collect();
     if incident.status.is_active() {
         buttons.insert(
             0,
@@ -119,6 +125,7 @@ pub fn render(
                 NotificationKind::Resolved => "resolved",
                 NotificationKind::Escalated => "escalated",
                 NotificationKind::Reminder => "reminder",
+                NotificationKind::Acknowledged => "acknowledged",
                 _ => "incident",
             },
             incident.title
@@ -130,6 +137,7 @@ pub fn render(
         plain: format!("{plain_headline}\n{}", plain_body.replace('*', "")),
         subject: one_line(&subject),
         blocks,
+        links,
     }
 }
 
@@ -164,6 +172,7 @@ fn compose(
         NotificationKind::Refined => Some("Diagnosis changed the incident type"),
         NotificationKind::Escalated => Some("⏫ Escalated"),
         NotificationKind::Reminder => Some("⏰ Reminder"),
+        NotificationKind::Acknowledged => Some("👀 Acknowledged"),
         NotificationKind::Resolved => Some("✅ Resolved"),
     };
     let prefix = if kind == NotificationKind::Updated && note == Some("diagnostics") {

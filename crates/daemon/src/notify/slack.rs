@@ -2,8 +2,11 @@
 //! under the incident's first post, `chat.update` of that post). Secrets stay inside: errors
 //! name the endpoint kind, never the webhook URL or token.
 
-use super::{SendError, Sent};
+use super::render::render;
+use super::{check_status, transport_error, Notifier, Post, SendError, Sent, Summary};
+use futures_util::future::BoxFuture;
 use pipeline_responder_core::config::SlackConfig;
+use pipeline_responder_core::decision::NotificationKind;
 use serde_json::{json, Value};
 
 /// Sends to Slack.
@@ -64,7 +67,7 @@ impl Slack {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("slack webhook: {}", without_url(&e))))?;
+            .map_err(|e| transport_error("slack webhook", &e))?;
         check_status(response, "slack webhook")
             .await
             .map(|_| Sent::default())
@@ -96,14 +99,12 @@ impl Slack {
             .json(body)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("slack api: {}", without_url(&e))))?;
+            .map_err(|e| transport_error("slack api", &e))?;
         let response = check_status(response, "slack api").await?;
-        let answer: Value = response.json().await.map_err(|e| {
-            SendError::transient(format!(
-                "slack api: unreadable answer ({})",
-                without_url(&e)
-            ))
-        })?;
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| transport_error("slack api: unreadable answer", &e))?;
         if answer.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(answer);
         }
@@ -123,44 +124,65 @@ impl Slack {
     }
 }
 
-async fn check_status(
-    response: reqwest::Response,
-    what: &str,
-) -> Result<reqwest::Response, SendError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let retry_after = super::retry_after(
-        response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let body: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
-    let message = format!("{what}: HTTP {} {}", status.as_u16(), body.trim());
-    if status.as_u16() == 429 || status.is_server_error() {
-        Err(SendError {
-            message,
-            retry_after,
-            permanent: false,
-        })
-    } else {
-        Err(SendError::permanent(message))
-    }
+/// The Slack notifier: the first post starts the incident's thread; later posts reply in it
+/// and rewrite the first post so it shows the current state (escalated, resolved).
+#[derive(Debug, Clone)]
+pub struct SlackNotifier {
+    pub slack: Slack,
+    pub config: std::sync::Arc<pipeline_responder_core::config::Config>,
 }
 
-/// reqwest errors print the URL, which for a webhook is the secret itself.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
+impl Notifier for SlackNotifier {
+    fn kind(&self) -> &'static str {
+        "slack"
     }
-    text
+
+    fn threads(&self) -> bool {
+        true
+    }
+
+    fn send<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Sent, SendError>> {
+        Box::pin(async move {
+            let kind = post.notification.kind;
+            let reply_in = post.thread.filter(|_| kind != NotificationKind::Opened);
+            let message = post.message;
+            let sent = self
+                .slack
+                .post(post.target, &message.text, &message.blocks, reply_in)
+                .await?;
+            if let Some(thread) = reply_in {
+                let current = render(
+                    &self.config,
+                    post.incident,
+                    post.timeline,
+                    NotificationKind::Opened,
+                    None,
+                    None,
+                );
+                if let Err(e) = self
+                    .slack
+                    .update(thread, &current.text, &current.blocks)
+                    .await
+                {
+                    tracing::warn!(incident_key = %post.incident.key, error = %e.message, "Slack chat.update failed");
+                }
+            }
+            Ok(sent)
+        })
+    }
+
+    fn send_summary<'a>(
+        &'a self,
+        target: &'a str,
+        summary: &'a Summary,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let text = &summary.slack;
+            let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>(), "verbatim": true}}]);
+            self.slack
+                .post(target, text, &blocks, None)
+                .await
+                .map(|_| ())
+        })
+    }
 }

@@ -162,9 +162,15 @@ impl Diagnoser {
                 self.apply_finding(finding).await;
             }
         }
+        let follow_ups = rules::update_notifications(&self.config, &incident.environment, now);
         match until_stored("Recording the diagnosis", key, || {
-            self.store
-                .record_diagnosis(key, results.clone(), update.clone(), Utc::now())
+            self.store.record_diagnosis(
+                key,
+                results.clone(),
+                update.clone(),
+                follow_ups.clone(),
+                Utc::now(),
+            )
         })
         .await
         {
@@ -774,11 +780,7 @@ impl Diagnoser {
             id,
             event_time: now,
         };
-        match self
-            .store
-            .apply(input, decision, Vec::new(), now, None)
-            .await
-        {
+        match self.store.apply(input, decision, now, None).await {
             Ok(applied) if applied.queued > 0 => self.wakeups.posts_queued(),
             Ok(_) => {}
             Err(e) => {

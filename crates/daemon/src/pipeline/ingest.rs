@@ -7,7 +7,7 @@ use crate::pipeline::diagnose::Diagnoser;
 use crate::store::{Applied, InputRecord, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use pipeline_responder_core::config::Config;
-use pipeline_responder_core::decision::{Action, Channel, Notification, NotificationKind};
+use pipeline_responder_core::decision::Action;
 use pipeline_responder_core::event::{parse_message, Event, ParseError, Parsed};
 use pipeline_responder_core::rules;
 use std::sync::Arc;
@@ -141,7 +141,6 @@ impl Ingest {
         let view = self.store.view(now - Duration::days(HISTORY_DAYS)).await?;
         let decision = rules::evaluate(&self.config, event, &view, now);
         tracing::debug!(event_id = %event.id, kind = event.kind_name(), actions = decision.actions.len(), ignored = ?decision.ignored, "Decided");
-        let updates = self.update_notifications(&decision.actions, &view);
         // What happens to existing incidents, for the log (every line names its incident).
         let changes: Vec<(String, &'static str, String)> = decision
             .actions
@@ -204,10 +203,7 @@ impl Ingest {
             && self.diagnoser.is_some()
             && !to_diagnose.is_empty())
         .then(|| now + Duration::seconds(self.config.daemon.first_post_wait_secs as i64));
-        let applied = self
-            .store
-            .apply(input, decision, updates, now, hold)
-            .await?;
+        let applied = self.store.apply(input, decision, now, hold).await?;
         if applied.duplicate {
             return Ok(Handled::Duplicate);
         }
@@ -246,37 +242,5 @@ impl Ingest {
             applied,
             kind: event.kind_name(),
         })
-    }
-
-    /// Thread replies for updates that carry news (an error summary, an alarm that joined).
-    fn update_notifications(
-        &self,
-        actions: &[Action],
-        view: &pipeline_responder_core::incident::IncidentsView,
-    ) -> Vec<(String, Notification)> {
-        if self.config.notifiers.slack.is_none() {
-            return Vec::new();
-        }
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Update { key, update, .. } if update.notify => Some(key),
-                _ => None,
-            })
-            .filter_map(|key| {
-                let incident = view.get(key)?;
-                let env = self.config.environment(&incident.environment)?;
-                Some((
-                    key.clone(),
-                    Notification {
-                        channel: Channel::Slack {
-                            channel: env.slack_channel.clone(),
-                        },
-                        kind: NotificationKind::Updated,
-                        mention: None,
-                    },
-                ))
-            })
-            .collect()
     }
 }

@@ -112,14 +112,13 @@ impl Backend for Boundary {
         &self,
         input: InputRecord,
         decision: Decision,
-        updates: Vec<(String, Notification)>,
         now: DateTime<Utc>,
         hold_first_post_until: Option<DateTime<Utc>>,
     ) -> Result<Applied> {
         let decision = self.clean(decision);
         let result = self
             .inner
-            .apply(input, decision, updates, now, hold_first_post_until)
+            .apply(input, decision, now, hold_first_post_until)
             .await;
         self.noted(result)
     }
@@ -182,16 +181,26 @@ impl Backend for Boundary {
         key: &str,
         results: Vec<DiagnosticResult>,
         update: IncidentUpdate,
+        follow_ups: Vec<Notification>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (results, update) = (self.clean(results), self.clean(update));
-        let result = self.inner.record_diagnosis(key, results, update, now).await;
+        let result = self
+            .inner
+            .record_diagnosis(key, results, update, follow_ups, now)
+            .await;
         self.noted(result)
     }
 
-    async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn acknowledge(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let by = self.text(by);
-        let result = self.inner.acknowledge(key, &by, now).await;
+        let result = self.inner.acknowledge(key, &by, notifications, now).await;
         self.noted(result)
     }
 

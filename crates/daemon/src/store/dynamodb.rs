@@ -546,19 +546,18 @@ impl DynamoStore {
         &self,
         input: &InputRecord,
         decision: &Decision,
-        updates: &[(String, Notification)],
         now: DateTime<Utc>,
         hold: Option<DateTime<Utc>>,
     ) -> Result<Option<Applied>> {
         let mut loaded = HashMap::new();
         let mut versions = HashMap::new();
-        for key in plan::keys(decision, updates) {
+        for key in plan::keys(decision) {
             if let Some((incident, version)) = self.load(&key).await? {
                 versions.insert(key.clone(), version);
                 loaded.insert(key, incident);
             }
         }
-        let changes = plan::apply(input, decision, updates, now, hold, loaded);
+        let changes = plan::apply(input, decision, now, hold, loaded);
         let mut writes = self.change_writes(&changes, &versions, now).await?;
         // The processed markers go last; their condition failing means a duplicate.
         let expires = n((now + self.retention).timestamp());
@@ -798,13 +797,12 @@ impl Backend for DynamoStore {
         &self,
         input: InputRecord,
         decision: Decision,
-        updates: Vec<(String, Notification)>,
         now: DateTime<Utc>,
         hold_first_post_until: Option<DateTime<Utc>>,
     ) -> Result<Applied> {
         let what = format!("event {}", input.id);
         self.retrying(&what, || {
-            self.try_apply(&input, &decision, &updates, now, hold_first_post_until)
+            self.try_apply(&input, &decision, now, hold_first_post_until)
         })
         .await
     }
@@ -939,6 +937,7 @@ impl Backend for DynamoStore {
         key: &str,
         results: Vec<DiagnosticResult>,
         update: IncidentUpdate,
+        follow_ups: Vec<Notification>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let what = format!("diagnosis of {key}");
@@ -975,7 +974,7 @@ impl Backend for DynamoStore {
                     sent.push(json::<Notification>(item, "notification")?);
                 }
             }
-            for follow_up in plan::follow_ups(&sent) {
+            for follow_up in plan::follow_ups(&sent, &follow_ups) {
                 writes.push(self.put_outbox(key, &follow_up, Some("diagnostics"), now, now)?);
             }
             Ok(match self.transact(writes).await? {
@@ -986,7 +985,13 @@ impl Backend for DynamoStore {
         .await
     }
 
-    async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn acknowledge(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let what = format!("acknowledgement of {key}");
         self.retrying(&what, || async {
             let Some((mut incident, version)) = self.load(key).await? else {
@@ -995,10 +1000,13 @@ impl Backend for DynamoStore {
             let Some(entry) = plan::acknowledge(&mut incident, by, now) else {
                 return Ok(Some(false));
             };
-            let writes = vec![
+            let mut writes = vec![
                 self.put_incident(&incident, Some(version))?,
                 self.put_timeline(key, &entry)?,
             ];
+            for n in &notifications {
+                writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
+            }
             Ok(match self.transact(writes).await? {
                 Outcome::Written => Some(true),
                 Outcome::Cancelled(_) => None,

@@ -226,13 +226,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView>;
 
     /// Stores everything `decision` says and marks the input processed, atomically. An open of
-    /// a key that exists (another input or replica was first) only joins it. `updates` are
-    /// notifications for `Update` actions that asked to notify.
+    /// a key that exists (another input or replica was first) only joins it.
     async fn apply(
         &self,
         input: InputRecord,
         decision: Decision,
-        updates: Vec<(String, Notification)>,
         now: DateTime<Utc>,
         hold_first_post_until: Option<DateTime<Utc>>,
     ) -> Result<Applied>;
@@ -303,12 +301,19 @@ pub trait Backend: Send + Sync + 'static {
         key: &str,
         results: Vec<DiagnosticResult>,
         update: IncidentUpdate,
+        follow_ups: Vec<Notification>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
     /// Records an acknowledgement: escalation steps that run "until acknowledged" stop.
     /// Returns false when the incident is unknown or no longer open.
-    async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool>;
+    async fn acknowledge(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Resolves an incident by hand: pending deadlines are cancelled and `notifications` queued.
     /// Returns false when the incident is unknown or already resolved.

@@ -7,8 +7,7 @@
 use super::{Applied, DueDeadline, InputRecord, OutboxItem};
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{
-    Action, Channel, Deadline, DeadlineKind, Decision, IncidentUpdate, Notification,
-    NotificationKind,
+    Action, Deadline, DeadlineKind, Decision, IncidentUpdate, Notification, NotificationKind,
 };
 use pipeline_responder_core::incident::IncidentStatus;
 use pipeline_responder_core::record::{
@@ -50,14 +49,9 @@ pub struct Changes {
 }
 
 /// The incidents a decision touches (to load before planning), each once.
-pub fn keys(decision: &Decision, updates: &[(String, Notification)]) -> Vec<String> {
+pub fn keys(decision: &Decision) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
-    let all = decision
-        .actions
-        .iter()
-        .map(action_key)
-        .chain(updates.iter().map(|(k, _)| k.as_str()));
-    for key in all {
+    for key in decision.actions.iter().map(action_key) {
         if !keys.iter().any(|k| k == key) {
             keys.push(key.to_string());
         }
@@ -70,7 +64,6 @@ pub fn keys(decision: &Decision, updates: &[(String, Notification)]) -> Vec<Stri
 pub fn apply(
     input: &InputRecord,
     decision: &Decision,
-    updates: &[(String, Notification)],
     now: DateTime<Utc>,
     hold_first_post_until: Option<DateTime<Utc>>,
     mut loaded: HashMap<String, Incident>,
@@ -170,24 +163,14 @@ pub fn apply(
                 level_id,
                 ..
             } => (notifications, Some(format!("to {level_id}: {reason}"))),
-            _ => (&[], None),
+            Action::Update { notifications, .. } => (notifications, None),
+            Action::Open(_) => (&[], None),
         };
         for n in notifications {
             changes.outbox.push(Queued {
                 key: key.to_string(),
                 notification: n.clone(),
                 note: note.clone(),
-                due: now,
-            });
-            changes.applied.queued += 1;
-        }
-    }
-    for (key, n) in updates {
-        if !skipped.contains(key) {
-            changes.outbox.push(Queued {
-                key: key.clone(),
-                notification: n.clone(),
-                note: None,
                 due: now,
             });
             changes.applied.queued += 1;
@@ -342,20 +325,17 @@ pub fn diagnosis(
         .collect()
 }
 
-/// Follow-ups of a diagnosis: one per Slack channel whose first post already went out (`sent`
-/// holds the incident's sent notifications).
-pub fn follow_ups(sent: &[Notification]) -> Vec<Notification> {
+/// Follow-ups of a diagnosis: those of `candidates` (the rules' thread updates for the
+/// incident) whose channel already got the first post (`sent`: the incident's sent
+/// notifications), so that a reply has a thread to go to.
+pub fn follow_ups(sent: &[Notification], candidates: &[Notification]) -> Vec<Notification> {
     let mut out: Vec<Notification> = Vec::new();
-    for n in sent {
-        if n.kind == NotificationKind::Opened && matches!(n.channel, Channel::Slack { .. }) {
-            let follow_up = Notification {
-                kind: NotificationKind::Updated,
-                mention: None,
-                ..n.clone()
-            };
-            if !out.contains(&follow_up) {
-                out.push(follow_up);
-            }
+    for c in candidates {
+        let opened = sent
+            .iter()
+            .any(|n| n.kind == NotificationKind::Opened && n.channel == c.channel);
+        if opened && !out.contains(c) {
+            out.push(c.clone());
         }
     }
     out
@@ -413,8 +393,5 @@ fn kind_name(n: &Notification) -> String {
 
 /// A printable channel name (never a URL or token).
 pub fn channel_name(n: &Notification) -> String {
-    match &n.channel {
-        Channel::Slack { channel } => format!("slack {channel}"),
-        Channel::Sns { topic_arn } => format!("sns {topic_arn}"),
-    }
+    n.channel.to_string()
 }

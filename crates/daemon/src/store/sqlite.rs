@@ -169,7 +169,6 @@ impl Backend for SqliteStore {
         &self,
         input: InputRecord,
         decision: Decision,
-        updates: Vec<(String, Notification)>,
         now: DateTime<Utc>,
         hold_first_post_until: Option<DateTime<Utc>>,
     ) -> Result<Applied> {
@@ -182,19 +181,12 @@ impl Backend for SqliteStore {
                 });
             }
             let mut loaded = HashMap::new();
-            for key in plan::keys(&decision, &updates) {
+            for key in plan::keys(&decision) {
                 if let Some(incident) = load(&tx, &key)? {
                     loaded.insert(key, incident);
                 }
             }
-            let changes = plan::apply(
-                &input,
-                &decision,
-                &updates,
-                now,
-                hold_first_post_until,
-                loaded,
-            );
+            let changes = plan::apply(&input, &decision, now, hold_first_post_until, loaded);
             let applied = write_changes(&tx, changes, now)?;
             tx.execute(
                 "INSERT OR IGNORE INTO events (id, transition, processed_at) VALUES (?1, ?2, ?3)",
@@ -421,6 +413,7 @@ impl Backend for SqliteStore {
         key: &str,
         results: Vec<DiagnosticResult>,
         update: IncidentUpdate,
+        follow_ups: Vec<Notification>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let key = key.to_string();
@@ -448,7 +441,7 @@ impl Backend for SqliteStore {
                 }
                 sent
             };
-            for n in plan::follow_ups(&sent) {
+            for n in plan::follow_ups(&sent, &follow_ups) {
                 queue(&tx, &key, &n, Some("diagnostics"), now, now)?;
             }
             tx.commit()?;
@@ -457,7 +450,13 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn acknowledge(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn acknowledge(
+        &self,
+        key: &str,
+        by: &str,
+        notifications: Vec<Notification>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let (key, by) = (key.to_string(), by.to_string());
         self.with(move |conn| {
             let tx = write(conn)?;
@@ -469,6 +468,9 @@ impl Backend for SqliteStore {
             };
             save(&tx, &incident)?;
             timeline(&tx, &key, &entry)?;
+            for n in &notifications {
+                queue(&tx, &key, n, Some(&entry.text), now, now)?;
+            }
             tx.commit()?;
             Ok(true)
         })

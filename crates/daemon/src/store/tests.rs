@@ -8,6 +8,7 @@ use super::testing::{conformance, Subject};
 use super::*;
 use chrono::TimeZone;
 use pipeline_responder_core::config::load_str;
+use pipeline_responder_core::decision::{Channel, NotificationKind};
 use pipeline_responder_core::event::{
     Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
 };
@@ -66,7 +67,7 @@ async fn decide_and_apply(store: &Store, event: &Event, now: DateTime<Utc>) -> A
     let view = store.view(now - chrono::Duration::days(8)).await.unwrap();
     let decision = evaluate(&config, event, &view, now);
     store
-        .apply(input(event), decision, vec![], now, None)
+        .apply(input(event), decision, now, None)
         .await
         .unwrap()
 }
@@ -129,13 +130,10 @@ async fn a_second_open_of_the_same_key_only_joins(s: Subject) {
     let empty = store.view(at(0)).await.unwrap();
     let d1 = evaluate(&config, &first, &empty, at(1));
     let d2 = evaluate(&config, &second, &empty, at(1));
-    let a1 = store
-        .apply(input(&first), d1, vec![], at(1), None)
-        .await
-        .unwrap();
+    let a1 = store.apply(input(&first), d1, at(1), None).await.unwrap();
     let mut in2 = input(&second);
     in2.transition = "different-transition".into();
-    let a2 = store.apply(in2, d2, vec![], at(1), None).await.unwrap();
+    let a2 = store.apply(in2, d2, at(1), None).await.unwrap();
     assert_eq!(a1.opened.len(), 1);
     assert!(
         a2.opened.is_empty(),
@@ -161,7 +159,7 @@ async fn racing_replicas_open_one_incident_per_key(s: Subject) {
         let mut record = input(&event);
         record.transition = format!("transition-{n}");
         tasks.push(tokio::spawn(async move {
-            store.apply(record, decision, vec![], at(1), None).await
+            store.apply(record, decision, at(1), None).await
         }));
     }
     let mut opened = 0;
@@ -301,12 +299,15 @@ async fn acknowledge_and_resolve_happen_once(s: Subject) {
     let store = &s.store;
     decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
     assert!(!store
-        .acknowledge("no/such/key", "alice", at(2))
+        .acknowledge("no/such/key", "alice", vec![], at(2))
         .await
         .unwrap());
-    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    assert!(store
+        .acknowledge(KEY, "alice", vec![], at(2))
+        .await
+        .unwrap());
     assert!(
-        !store.acknowledge(KEY, "bob", at(3)).await.unwrap(),
+        !store.acknowledge(KEY, "bob", vec![], at(3)).await.unwrap(),
         "already acknowledged"
     );
     let (incident, _) = store.incident(KEY).await.unwrap().unwrap();
@@ -357,7 +358,7 @@ async fn the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_chang
     let view = store.view(at(1) - chrono::Duration::days(8)).await.unwrap();
     let decision = evaluate(&config, &event, &view, at(1));
     let applied = store
-        .apply(input(&event), decision, vec![], at(1), None)
+        .apply(input(&event), decision, at(1), None)
         .await
         .unwrap();
     assert_eq!(applied.opened, vec![KEY]);
@@ -365,7 +366,10 @@ async fn the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_chang
         store.pending_deadlines().await.unwrap(),
         DYNAMODB_MAX_TIMERS as i64
     );
-    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    assert!(store
+        .acknowledge(KEY, "alice", vec![], at(2))
+        .await
+        .unwrap());
     let note = store.outbox_pending(1).await.unwrap()[0]
         .notification
         .clone();
@@ -474,7 +478,7 @@ async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subj
     let decision = evaluate(&config, &event, &view, at(1));
     let hold = at(1) + chrono::Duration::seconds(8);
     store
-        .apply(input(&event), decision, vec![], at(1), Some(hold))
+        .apply(input(&event), decision, at(1), Some(hold))
         .await
         .unwrap();
     let held = store.outbox_pending(10).await.unwrap();
@@ -491,7 +495,13 @@ async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subj
     };
     let now = at(1) + chrono::Duration::seconds(2);
     assert!(store
-        .record_diagnosis(KEY, vec![result.clone()], IncidentUpdate::default(), now)
+        .record_diagnosis(
+            KEY,
+            vec![result.clone()],
+            IncidentUpdate::default(),
+            vec![],
+            now
+        )
         .await
         .unwrap());
     let released = store.outbox_pending(10).await.unwrap();
@@ -502,8 +512,24 @@ async fn a_diagnosis_releases_the_held_post_and_follows_up_in_the_thread(s: Subj
         .find(|i| channel_name(&i.notification).starts_with("slack"))
         .unwrap();
     store.outbox_sent(slack, now, None).await.unwrap();
+    // The rules' thread updates: only the channel whose first post went out gets one.
+    let update = |channel: Channel| Notification {
+        channel,
+        kind: NotificationKind::Updated,
+        mention: None,
+    };
+    let candidates = vec![
+        update(slack.notification.channel.clone()),
+        update(Channel::new("webhook", "audit")),
+    ];
     assert!(!store
-        .record_diagnosis(KEY, vec![result], IncidentUpdate::default(), now)
+        .record_diagnosis(
+            KEY,
+            vec![result],
+            IncidentUpdate::default(),
+            candidates,
+            now
+        )
         .await
         .unwrap());
     let follow_ups: Vec<OutboxItem> = store

@@ -83,10 +83,7 @@ async fn open_failure(store: &Store, config: &Config) {
         transition: event.transition_key(),
         event_time: t0(),
     };
-    store
-        .apply(input, decision, vec![], t0(), None)
-        .await
-        .unwrap();
+    store.apply(input, decision, t0(), None).await.unwrap();
 }
 
 /// Escalation posts queued so far, as (level mention) per post.
@@ -150,7 +147,10 @@ async fn an_ack_before_the_deadline_stops_later_levels(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
     let store = s.store.clone();
     open_failure(&store, &config).await;
-    assert!(store.acknowledge(KEY, "alice", at(2)).await.unwrap());
+    assert!(store
+        .acknowledge(KEY, "alice", vec![], at(2))
+        .await
+        .unwrap());
     assert_eq!(escalator(&store, &config, fixed(at(10))).tick().await, 0);
     assert!(escalations(&store).await.is_empty());
     assert_eq!(
@@ -253,10 +253,7 @@ async fn a_resolve_stops_all_levels(s: Subject) {
         transition: success.transition_key(),
         event_time: at(1),
     };
-    store
-        .apply(input, decision, vec![], at(1), None)
-        .await
-        .unwrap();
+    store.apply(input, decision, at(1), None).await.unwrap();
     assert_eq!(escalator(&store, &config, fixed(at(60))).tick().await, 0);
     assert!(escalations(&store).await.is_empty());
     assert_eq!(store.pending_deadlines().await.unwrap(), 0);
