@@ -7,7 +7,9 @@
 //! * [`CodePipelineFake`] and [`CloudWatchFake`] speak the protocols moto cannot (CodePipeline
 //!   execution APIs over awsJson 1.1; CloudWatch over Smithy RPC v2 CBOR, which is all
 //!   aws-sdk-cloudwatch sends);
-//! * [`SlackFake`] imitates Slack's incoming webhook and Web API, limits and rate limits included.
+//! * [`SlackFake`] imitates Slack's incoming webhook and Web API, limits and rate limits included;
+//! * [`PagerDutyFake`] and [`OpsgenieFake`] speak the Events API v2 and the Alert API, and sign
+//!   or tag their webhooks the way those services do.
 //!
 //! Every server binds 127.0.0.1 on a free port, runs on the current tokio runtime and stops when
 //! its handle is dropped, so tests can run in parallel without sharing state.
@@ -19,6 +21,8 @@ mod server;
 pub mod cloudwatch;
 pub mod codepipeline;
 pub mod moto;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod slack;
 
 pub use cloudwatch::{AlarmModel, CloudWatchCall, CloudWatchFake};
@@ -28,6 +32,8 @@ pub use codepipeline::{
 };
 pub use faults::InjectedError;
 pub use moto::{Moto, MotoError};
+pub use opsgenie::{Alert, OpsgenieCall, OpsgenieFake};
+pub use pagerduty::{PagerDutyEvent, PagerDutyFake};
 pub use slack::{SlackEndpoint, SlackFake, SlackOutcome, SlackPost};
 
 /// Region every test client and fake uses; fakes put it in ARNs.

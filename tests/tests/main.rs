@@ -7,6 +7,7 @@ mod deploy_stack;
 mod fakes;
 mod faults;
 mod operability;
+mod pagers;
 mod replicas;
 mod runbook;
 mod support;
