@@ -1,5 +1,6 @@
 //! Paging where the on-call is: PagerDuty (Events API v2 out, V3 webhook in) and Opsgenie
 //! (Alert API out, Webhook integration in), against fakes that speak those APIs.
+#![allow(clippy::unwrap_used)]
 
 use crate::support::*;
 use pipeline_responder_e2e::{Moto, OpsgenieFake, PagerDutyFake, SlackFake};
