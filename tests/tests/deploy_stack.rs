@@ -558,7 +558,7 @@ fn remediation_is_granted_only_with_enable_remediation_and_only_stop_and_start()
 }
 
 #[test]
-fn execution_role_reads_only_the_three_secrets() {
+fn execution_role_reads_only_the_configured_secrets() {
     let template = template();
     let role = &resource(&template, "ExecutionRole")["Properties"];
     assert_eq!(
@@ -570,27 +570,38 @@ fn execution_role_reads_only_the_three_secrets() {
         .unwrap();
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(statements[0]["Action"], "secretsmanager:GetSecretValue");
-    let secrets = json!([
-        {"Ref": "SlackWebhookUrlSecretArn"},
-        {"Ref": "SlackSigningSecretArn"},
-        {"Ref": "ApiTokenSecretArn"}
-    ]);
+    let optional = |condition: &str, parameter: &str| {
+        json!({"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]})
+    };
     assert_eq!(
-        statements[0]["Resource"], secrets,
-        "GetSecretValue on the three secrets only"
+        statements[0]["Resource"],
+        json!([
+            {"Ref": "SlackWebhookUrlSecretArn"},
+            {"Ref": "SlackSigningSecretArn"},
+            {"Ref": "ApiTokenSecretArn"},
+            optional("HasPagerDuty", "PagerDutySecretArn"),
+            optional("HasOpsgenie", "OpsgenieSecretArn"),
+        ]),
+        "GetSecretValue on the daemon's secrets only (the pagers' when given)"
     );
+    // Every container secret comes from one the role may read, under the same condition.
     let container = &resource(&template, "TaskDefinition")["Properties"]["ContainerDefinitions"][0];
-    let from: Vec<&Value> = container["Secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| &s["ValueFrom"])
-        .collect();
-    assert_eq!(
-        json!(from),
-        secrets,
-        "the container's secrets are the ones the role may read"
-    );
+    for secret in container["Secrets"].as_array().unwrap() {
+        let (condition, entry) = match secret.get("Fn::If") {
+            Some(branches) => (branches[0].as_str(), &branches[1]),
+            None => (None, secret),
+        };
+        let from = entry["ValueFrom"].to_string();
+        let readable = match condition {
+            None => ["SlackWebhookUrlSecretArn", "SlackSigningSecretArn", "ApiTokenSecretArn"]
+                .iter()
+                .any(|p| entry["ValueFrom"] == json!({"Ref": p})),
+            Some("HasPagerDuty") => from.contains("${PagerDutySecretArn}:"),
+            Some("HasOpsgenie") => from.contains("${OpsgenieSecretArn}:"),
+            Some(other) => panic!("unexpected condition {other}"),
+        };
+        assert!(readable, "{secret} is not a secret the role may read");
+    }
 }
 
 // ---- Resources as the daemon expects them ---------------------------------------------------
@@ -653,6 +664,8 @@ fn container_sets_what_the_shipped_configuration_reads_and_the_daemon_needs() {
         set.insert(env["Name"].as_str().unwrap().into(), env["Value"].clone());
     }
     for secret in container["Secrets"].as_array().unwrap() {
+        // An optional secret is `Fn::If [condition, entry, AWS::NoValue]`.
+        let secret = secret.get("Fn::If").map_or(secret, |b| &b[1]);
         set.insert(
             secret["Name"].as_str().unwrap().into(),
             secret["ValueFrom"].clone(),
