@@ -570,9 +570,7 @@ fn execution_role_reads_only_the_configured_secrets() {
         .unwrap();
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(statements[0]["Action"], "secretsmanager:GetSecretValue");
-    let optional = |condition: &str, parameter: &str| {
-        json!({"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]})
-    };
+    let optional = |condition: &str, parameter: &str| json!({"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]});
     assert_eq!(
         statements[0]["Resource"],
         json!([
@@ -593,9 +591,13 @@ fn execution_role_reads_only_the_configured_secrets() {
         };
         let from = entry["ValueFrom"].to_string();
         let readable = match condition {
-            None => ["SlackWebhookUrlSecretArn", "SlackSigningSecretArn", "ApiTokenSecretArn"]
-                .iter()
-                .any(|p| entry["ValueFrom"] == json!({"Ref": p})),
+            None => [
+                "SlackWebhookUrlSecretArn",
+                "SlackSigningSecretArn",
+                "ApiTokenSecretArn",
+            ]
+            .iter()
+            .any(|p| entry["ValueFrom"] == json!({"Ref": p})),
             Some("HasPagerDuty") => from.contains("${PagerDutySecretArn}:"),
             Some("HasOpsgenie") => from.contains("${OpsgenieSecretArn}:"),
             Some(other) => panic!("unexpected condition {other}"),

@@ -90,24 +90,66 @@ fn triggers(events: &[pipeline_responder_e2e::PagerDutyEvent], key: &str) -> usi
         .count()
 }
 
+/// The fakes, the queue and the configuration one test's daemon runs against.
+struct Rig {
+    moto: Moto,
+    slack: SlackFake,
+    pd: PagerDutyFake,
+    og: OpsgenieFake,
+    queue: String,
+    environments: String,
+    dir: std::path::PathBuf,
+}
+
+impl Rig {
+    async fn new(name: &str) -> Rig {
+        let moto = Moto::start().await;
+        let slack = SlackFake::start().await;
+        let pd = PagerDutyFake::start(&[ONCALL, LEADS, MGMT]).await;
+        let og = OpsgenieFake::start(OG_KEY).await;
+        let queue = create_queues(&moto, &format!("events-{name}"), 30)
+            .await
+            .url;
+        let environments = environments(&pd.events_url(), &og.api_url());
+        Rig {
+            moto,
+            slack,
+            pd,
+            og,
+            queue,
+            environments,
+            dir: temp_dir(name),
+        }
+    }
+
+    /// Starts (or restarts, on the same state) the daemon.
+    async fn launch(&self) -> Daemon {
+        let env = [("TEST_API_TOKEN", API_TOKEN.to_string())];
+        let setup = Setup {
+            env: &env,
+            daemon_extra: "first_post_wait_secs = 0",
+            environments: &self.environments,
+            ..Setup::default()
+        };
+        Daemon::launch(
+            &self.moto,
+            &self.slack,
+            &self.queue,
+            self.dir.clone(),
+            &setup,
+        )
+        .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagerduty_and_opsgenie_page_per_level_an_ack_there_stops_l3_and_recovery_resolves_both() {
-    let moto = Moto::start().await;
-    let slack = SlackFake::start().await;
-    let pd = PagerDutyFake::start(&[ONCALL, LEADS, MGMT]).await;
-    let og = OpsgenieFake::start(OG_KEY).await;
-    let queues = create_queues(&moto, "events-pagers", 30).await;
-    let environments = environments(&pd.events_url(), &og.api_url());
-    let env = [("TEST_API_TOKEN", API_TOKEN.to_string())];
-    let setup = Setup {
-        env: &env,
-        daemon_extra: "first_post_wait_secs = 0",
-        environments: &environments,
-        ..Setup::default()
-    };
-    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("pagers"), &setup).await;
+    let rig = Rig::new("pagers").await;
+    let (moto, slack, pd, og) = (&rig.moto, &rig.slack, &rig.pd, &rig.og);
+    let queue = rig.queue.as_str();
+    let daemon = rig.launch().await;
     let webhook = format!("http://{}", daemon.http_addr().await);
-    fail(&moto, &queues.url).await;
+    fail(moto, queue).await;
 
     // L1 at once, then L2 on its timer to the second routing key.
     let limit = Duration::from_secs(60);
@@ -203,7 +245,7 @@ async fn pagerduty_and_opsgenie_page_per_level_an_ack_there_stops_l3_and_recover
         .any(|p| p.text().is_some_and(|t| t.contains("@eng-manager"))));
 
     // The pipeline recovers: the PagerDuty incidents resolve and the alert closes.
-    recover(&moto, &queues.url).await;
+    recover(moto, queue).await;
     pd.wait_until("resolve on both keys", limit, |e| {
         [ONCALL, LEADS].iter().all(|k| {
             e.iter()
@@ -229,22 +271,12 @@ async fn pagerduty_and_opsgenie_page_per_level_an_ack_there_stops_l3_and_recover
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opsgenie_close_resolves_ours_and_pagerduty_follows() {
-    let moto = Moto::start().await;
-    let slack = SlackFake::start().await;
-    let pd = PagerDutyFake::start(&[ONCALL, LEADS, MGMT]).await;
-    let og = OpsgenieFake::start(OG_KEY).await;
-    let queues = create_queues(&moto, "events-opsgenie", 30).await;
-    let environments = environments(&pd.events_url(), &og.api_url());
-    let env = [("TEST_API_TOKEN", API_TOKEN.to_string())];
-    let setup = Setup {
-        env: &env,
-        daemon_extra: "first_post_wait_secs = 0",
-        environments: &environments,
-        ..Setup::default()
-    };
-    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("opsgenie"), &setup).await;
+    let rig = Rig::new("opsgenie").await;
+    let (moto, slack, pd, og) = (&rig.moto, &rig.slack, &rig.pd, &rig.og);
+    let queue = rig.queue.as_str();
+    let daemon = rig.launch().await;
     let webhook = format!("http://{}/opsgenie/webhook", daemon.http_addr().await);
-    fail(&moto, &queues.url).await;
+    fail(moto, queue).await;
     let limit = Duration::from_secs(60);
     og.wait_until("the alert", limit, |c| {
         c.iter().any(|c| c.what == "create" && c.status == 202)
@@ -265,7 +297,7 @@ async fn an_opsgenie_close_resolves_ours_and_pagerduty_follows() {
     })
     .await;
     assert!(
-        slack_posted(&slack, "resolved by ann@example.com (Opsgenie)", limit).await,
+        slack_posted(slack, "resolved by ann@example.com (Opsgenie)", limit).await,
         "{}",
         daemon.log()
     );
@@ -284,4 +316,52 @@ async fn get_json(base: &str, key: &str) -> (u16, Value) {
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_paging_repeats_at_most_one_page() {
+    let rig = Rig::new("pager-kill9").await;
+    let (moto, pd) = (&rig.moto, &rig.pd);
+    let queue = rig.queue.as_str();
+    const N: usize = 40;
+    let bodies: Vec<String> = (0..N)
+        .map(|i| {
+            kiro_event(
+                "codepipeline-pipeline-failed.json",
+                &format!("evt-pk-{i}"),
+                |e| {
+                    e["detail"]["execution-id"] = json!(format!("pk-{i:04}"));
+                },
+            )
+        })
+        .collect();
+    let daemon = rig.launch().await;
+    send_bodies(moto, queue, &bodies).await;
+    let limit = Duration::from_secs(120);
+    pd.wait_until("the first pages", limit, |e| triggers(e, ONCALL) >= 3)
+        .await;
+    daemon.kill9().await;
+    let paged_before = triggers(&pd.events(), ONCALL);
+    let daemon = rig.launch().await;
+    let distinct = |e: &[pipeline_responder_e2e::PagerDutyEvent]| {
+        e.iter()
+            .filter(|e| e.accepted() && e.action() == "trigger" && e.routing_key() == ONCALL)
+            .map(|e| e.dedup_key().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let events = pd
+        .wait_until("every failure paged", limit, |e| distinct(e) == N)
+        .await;
+    let total = triggers(&events, ONCALL);
+    assert!(
+        paged_before < N,
+        "killed too late to test anything ({paged_before} paged)"
+    );
+    assert!(
+        total <= N + 1,
+        "{total} L1 pages for {N} incidents: a kill may repeat at most the one in flight"
+    );
+    let (status, _, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
 }

@@ -132,13 +132,13 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The notifications a due deadline sends for an incident in `environment`: the environment's
-/// channels plus the level's own targets, as an escalation or a reminder.
-pub fn deadline_notifications(
+/// Runs `f` with a context of no incidents for `environment`'s configuration, or gives no
+/// notifications when the environment is not configured (any more).
+fn for_environment(
     config: &Config,
     environment: &str,
-    deadline: &crate::decision::Deadline,
     now: DateTime<Utc>,
+    f: impl FnOnce(Ctx<'_>, &crate::config::Environment) -> Vec<crate::decision::Notification>,
 ) -> Vec<crate::decision::Notification> {
     let Some(env) = config.environment(environment) else {
         return Vec::new();
@@ -149,11 +149,24 @@ pub fn deadline_notifications(
         view: &view,
         now,
     };
+    f(ctx, env)
+}
+
+/// The notifications a due deadline sends for an incident in `environment`: the environment's
+/// channels plus the level's own targets, as an escalation or a reminder.
+pub fn deadline_notifications(
+    config: &Config,
+    environment: &str,
+    deadline: &crate::decision::Deadline,
+    now: DateTime<Utc>,
+) -> Vec<crate::decision::Notification> {
     let kind = match deadline.kind {
         crate::decision::DeadlineKind::Escalation => crate::decision::NotificationKind::Escalated,
         crate::decision::DeadlineKind::Reminder => crate::decision::NotificationKind::Reminder,
     };
-    notifications::build(ctx, env, kind, &[deadline.level])
+    for_environment(config, environment, now, |ctx, env| {
+        notifications::build(ctx, env, kind, &[deadline.level])
+    })
 }
 
 /// The notifications of an incident resolved (`Resolved`) or acknowledged (`Acknowledged`) by
@@ -166,16 +179,9 @@ pub fn closing_notifications(
     highest_level_notified: Option<usize>,
     now: DateTime<Utc>,
 ) -> Vec<crate::decision::Notification> {
-    let Some(env) = config.environment(environment) else {
-        return Vec::new();
-    };
-    let view = IncidentsView::default();
-    let ctx = Ctx {
-        config,
-        view: &view,
-        now,
-    };
-    notifications::closing(ctx, env, kind, highest_level_notified)
+    for_environment(config, environment, now, |ctx, env| {
+        notifications::closing(ctx, env, kind, highest_level_notified)
+    })
 }
 
 /// The thread updates of an incident in `environment` (e.g. a diagnosis finished after the first
@@ -185,14 +191,7 @@ pub fn update_notifications(
     environment: &str,
     now: DateTime<Utc>,
 ) -> Vec<crate::decision::Notification> {
-    let Some(env) = config.environment(environment) else {
-        return Vec::new();
-    };
-    let view = IncidentsView::default();
-    let ctx = Ctx {
-        config,
-        view: &view,
-        now,
-    };
-    notifications::build(ctx, env, crate::decision::NotificationKind::Updated, &[])
+    for_environment(config, environment, now, |ctx, env| {
+        notifications::build(ctx, env, crate::decision::NotificationKind::Updated, &[])
+    })
 }

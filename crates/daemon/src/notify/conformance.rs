@@ -134,43 +134,43 @@ fn notifiers(base: &str, config: &Arc<Config>) -> Vec<(Arc<dyn Notifier>, &'stat
         ),
         (slack(slack_with(None, Some(secret(TOKEN)))), "#x"),
         (
-            Arc::new(super::pagerduty::PagerDuty::new(
-                PagerDutyConfig {
+            Arc::new(super::pagerduty::PagerDuty {
+                config: PagerDutyConfig {
                     routing_keys: [("oncall".to_string(), secret(KEY))].into(),
                     webhook_secret: None,
                     events_url: format!("{base}/v2/enqueue"),
                 },
-                http.clone(),
-            )),
+                http: http.clone(),
+            }),
             "oncall",
         ),
         (
-            Arc::new(super::opsgenie::Opsgenie::new(
-                OpsgenieConfig {
+            Arc::new(super::opsgenie::Opsgenie {
+                config: OpsgenieConfig {
                     api_key: secret(KEY),
                     api_url: base.to_string(),
                     webhook_token: None,
                 },
-                http.clone(),
-            )),
+                http: http.clone(),
+            }),
             "team:SRE",
         ),
         (
-            Arc::new(super::teams::Teams::new(
-                TeamsConfig {
+            Arc::new(super::teams::Teams {
+                config: TeamsConfig {
                     webhooks: [(
                         "ops".to_string(),
                         secret(&format!("{base}/workflows/{URL_SECRET}")),
                     )]
                     .into(),
                 },
-                http.clone(),
-            )),
+                http: http.clone(),
+            }),
             "ops",
         ),
         (
-            Arc::new(super::webhook::Webhook::new(
-                WebhookConfig {
+            Arc::new(super::webhook::Webhook {
+                config: WebhookConfig {
                     endpoints: [(
                         "audit".to_string(),
                         Endpoint {
@@ -180,8 +180,8 @@ fn notifiers(base: &str, config: &Arc<Config>) -> Vec<(Arc<dyn Notifier>, &'stat
                     )]
                     .into(),
                 },
-                http.clone(),
-            )),
+                http: http.clone(),
+            }),
             "audit",
         ),
     ]

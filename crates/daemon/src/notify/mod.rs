@@ -96,12 +96,16 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// Sends one notification; a first post may return the thread it started.
     fn send<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Sent, SendError>>;
 
-    /// Sends a storm summary to `target`.
+    /// Sends a storm summary to `target`. Only asked of notifiers that are grouped
+    /// ([`Notifier::groups_in_storms`]); the others need not implement it.
     fn send_summary<'a>(
         &'a self,
-        target: &'a str,
-        summary: &'a Summary,
-    ) -> BoxFuture<'a, Result<(), SendError>>;
+        _target: &'a str,
+        _summary: &'a Summary,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let kind = self.kind();
+        Box::pin(async move { Err(SendError::permanent(format!("{kind} takes no summaries"))) })
+    }
 }
 
 /// Longest wait a server's Retry-After can impose (a huge value would overflow time arithmetic

@@ -6,7 +6,8 @@
 //! - In: the Webhook integration posts its alert actions to `/opsgenie/webhook` with the
 //!   configured `X-Webhook-Token` custom header; `Acknowledge` and `Close` ack and resolve ours.
 
-use super::{post_json, Inbound, Notifier, Post, Refused, SendError, Sent, Summary};
+use super::render::{clip, headline};
+use super::{post_json, Inbound, Notifier, Post, Refused, SendError, Sent};
 use futures_util::future::BoxFuture;
 use pipeline_responder_core::config::{opsgenie_responders, OpsgenieConfig};
 use pipeline_responder_core::decision::NotificationKind;
@@ -20,15 +21,11 @@ const DESCRIPTION_LIMIT: usize = 15_000;
 
 #[derive(Debug, Clone)]
 pub struct Opsgenie {
-    config: OpsgenieConfig,
-    http: reqwest::Client,
+    pub config: OpsgenieConfig,
+    pub http: reqwest::Client,
 }
 
 impl Opsgenie {
-    pub fn new(config: OpsgenieConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
-    }
-
     async fn call(&self, path: &str, body: &Value) -> Result<(), SendError> {
         let url = format!("{}{path}", self.config.api_url.trim_end_matches('/'));
         let request = self.http.post(url).header(
@@ -77,24 +74,10 @@ fn alert_path(key: &str, action: &str) -> String {
     format!("/v2/alerts/{escaped}/{action}?identifierType=alias")
 }
 
-fn clip(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(limit - 1).collect();
-    out.push('…');
-    out
-}
-
 /// The create request of one post.
 pub fn create(post: &Post<'_>) -> Value {
     let i = post.incident;
-    let message = format!(
-        "[{}] {}: {}",
-        i.severity.as_str().to_uppercase(),
-        i.environment,
-        i.title
-    );
+    let message = headline(i);
     json!({
         "message": clip(&message, MESSAGE_LIMIT),
         "alias": i.key.chars().take(ALIAS_LIMIT).collect::<String>(),
@@ -147,15 +130,6 @@ impl Notifier for Opsgenie {
             }
             Ok(Sent::default())
         })
-    }
-
-    fn send_summary<'a>(
-        &'a self,
-        _target: &'a str,
-        _summary: &'a Summary,
-    ) -> BoxFuture<'a, Result<(), SendError>> {
-        // Never asked: pagers are not grouped (`groups_in_storms`).
-        Box::pin(async { Ok(()) })
     }
 }
 

@@ -7,7 +7,8 @@
 //!   per active secret) is verified with `webhook_secret`, and the incident's `incident_key`
 //!   (the dedup key) names ours. An ack there stops our escalation like an ack here.
 
-use super::{post_json, Inbound, Notifier, Post, Refused, SendError, Sent, Summary};
+use super::render::{clip, headline};
+use super::{post_json, Inbound, Notifier, Post, Refused, SendError, Sent};
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use pipeline_responder_core::config::PagerDutyConfig;
@@ -23,14 +24,8 @@ const DEDUP_KEY_LIMIT: usize = 255;
 
 #[derive(Debug, Clone)]
 pub struct PagerDuty {
-    config: PagerDutyConfig,
-    http: reqwest::Client,
-}
-
-impl PagerDuty {
-    pub fn new(config: PagerDutyConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
-    }
+    pub config: PagerDutyConfig,
+    pub http: reqwest::Client,
 }
 
 /// PagerDuty's severities.
@@ -96,12 +91,7 @@ pub fn event(routing_key: &str, post: &Post<'_>) -> Option<Value> {
 
 /// One line for the pager's screen: severity, environment, title, where and why it failed.
 fn summary(incident: &Incident) -> String {
-    let mut line = format!(
-        "[{}] {}: {}",
-        incident.severity.as_str().to_uppercase(),
-        incident.environment,
-        incident.title
-    );
+    let mut line = headline(incident);
     if let Some(stage) = &incident.stage {
         line.push_str(&format!(" at {stage}"));
     }
@@ -127,15 +117,6 @@ fn custom_details(incident: &Incident, plain: &str) -> Value {
         "next_steps": incident.next_steps,
         "diagnosis": plain,
     })
-}
-
-fn clip(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(limit - 1).collect();
-    out.push('…');
-    out
 }
 
 impl Notifier for PagerDuty {
@@ -166,15 +147,6 @@ impl Notifier for PagerDuty {
             .await
             .map(|_| Sent::default())
         })
-    }
-
-    fn send_summary<'a>(
-        &'a self,
-        _target: &'a str,
-        _summary: &'a Summary,
-    ) -> BoxFuture<'a, Result<(), SendError>> {
-        // Never asked: pagers are not grouped (`groups_in_storms`).
-        Box::pin(async { Ok(()) })
     }
 }
 

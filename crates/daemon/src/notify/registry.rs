@@ -30,25 +30,28 @@ impl Notifiers {
             all.push(Arc::new(super::sns::SnsNotifier { sns }));
         }
         if let Some(c) = &n.pagerduty {
-            all.push(Arc::new(super::pagerduty::PagerDuty::new(
-                c.clone(),
-                http.clone(),
-            )));
+            all.push(Arc::new(super::pagerduty::PagerDuty {
+                config: c.clone(),
+                http: http.clone(),
+            }));
         }
         if let Some(c) = &n.opsgenie {
-            all.push(Arc::new(super::opsgenie::Opsgenie::new(
-                c.clone(),
-                http.clone(),
-            )));
+            all.push(Arc::new(super::opsgenie::Opsgenie {
+                config: c.clone(),
+                http: http.clone(),
+            }));
         }
         if let Some(c) = &n.teams {
-            all.push(Arc::new(super::teams::Teams::new(c.clone(), http.clone())));
+            all.push(Arc::new(super::teams::Teams {
+                config: c.clone(),
+                http: http.clone(),
+            }));
         }
         if let Some(c) = &n.webhook {
-            all.push(Arc::new(super::webhook::Webhook::new(
-                c.clone(),
-                http.clone(),
-            )));
+            all.push(Arc::new(super::webhook::Webhook {
+                config: c.clone(),
+                http: http.clone(),
+            }));
         }
         Self::of(all)
     }

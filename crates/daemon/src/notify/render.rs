@@ -41,7 +41,18 @@ fn severity_mark(s: Severity) -> &'static str {
     }
 }
 
-fn clip(text: &str, limit: usize) -> String {
+/// One line naming an incident for a pager's screen: `[HIGH] production: <title>`.
+pub fn headline(incident: &Incident) -> String {
+    format!(
+        "[{}] {}: {}",
+        incident.severity.as_str().to_uppercase(),
+        incident.environment,
+        incident.title
+    )
+}
+
+/// `text` cut to `limit` characters, with an ellipsis when cut.
+pub fn clip(text: &str, limit: usize) -> String {
     if text.chars().count() <= limit {
         return text.to_string();
     }

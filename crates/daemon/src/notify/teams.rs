@@ -9,15 +9,11 @@ use serde_json::{json, Value};
 
 #[derive(Debug, Clone)]
 pub struct Teams {
-    config: TeamsConfig,
-    http: reqwest::Client,
+    pub config: TeamsConfig,
+    pub http: reqwest::Client,
 }
 
 impl Teams {
-    pub fn new(config: TeamsConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
-    }
-
     async fn deliver(&self, target: &str, card: Value) -> Result<(), SendError> {
         let Some(url) = self.config.webhooks.get(target) else {
             return Err(SendError::permanent(format!(

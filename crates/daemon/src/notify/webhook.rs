@@ -15,15 +15,11 @@ pub const SCHEMA: &str = "pipeline-responder.notification.v1";
 
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    config: WebhookConfig,
-    http: reqwest::Client,
+    pub config: WebhookConfig,
+    pub http: reqwest::Client,
 }
 
 impl Webhook {
-    pub fn new(config: WebhookConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
-    }
-
     async fn deliver(&self, target: &str, body: Value) -> Result<(), SendError> {
         let Some(endpoint) = self.config.endpoints.get(target) else {
             return Err(SendError::permanent(format!(
