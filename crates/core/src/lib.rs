@@ -12,3 +12,4 @@ pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod stats;
+pub mod transition;

@@ -1,8 +1,7 @@
-//! The stored incident and its timeline, and how a decision changes them. Pure: the store
-//! persists what these functions compute.
+//! The stored incident and its timeline. How they change is in `transition`.
 
 use crate::config::Diagnostic;
-use crate::decision::{Action, ErrorInfo, IncidentUpdate, OpenIncident};
+use crate::decision::{Action, ErrorInfo, OpenIncident};
 use crate::incident::{IncidentStatus, IncidentType, IncidentView, Severity};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -142,96 +141,9 @@ impl Incident {
         }
     }
 
-    /// Applies one action of a decision about this incident; returns the timeline entry.
-    pub fn apply(&mut self, action: &Action, now: DateTime<Utc>) -> Option<TimelineEntry> {
-        let entry = |kind, text: String| {
-            Some(TimelineEntry {
-                at: now,
-                kind,
-                text,
-            })
-        };
-        match action {
-            Action::Open(_) => None,
-            Action::Update { update, reason, .. } => {
-                self.merge(update);
-                entry(TimelineKind::Signal, reason.clone())
-            }
-            Action::Refine {
-                from,
-                to,
-                severity,
-                reason,
-                ..
-            } => {
-                self.incident_type = *to;
-                self.severity = *severity;
-                self.title = format!("{} — {}", to.title(), self.pipeline);
-                self.runbook_section = to.runbook_section().to_string();
-                self.next_steps = to.next_steps().to_string();
-                entry(TimelineKind::Refined, format!("{from} → {to}: {reason}"))
-            }
-            Action::Resolve { reason, .. } => {
-                if !self.status.is_active() {
-                    return None;
-                }
-                self.status = IncidentStatus::Resolved;
-                self.resolved_at = Some(now);
-                self.resolution = Some(reason.clone());
-                entry(TimelineKind::Resolved, reason.clone())
-            }
-            Action::Escalate {
-                level,
-                level_id,
-                reason,
-                ..
-            } => {
-                self.highest_level_notified = Some(
-                    self.highest_level_notified
-                        .map_or(*level, |h| h.max(*level)),
-                );
-                entry(TimelineKind::Escalated, format!("{level_id}: {reason}"))
-            }
-        }
-    }
-
-    /// Records diagnostic results (replacing earlier runs of the same diagnostics).
-    pub fn record_diagnosis(&mut self, results: &[DiagnosticResult]) {
-        for result in results {
-            self.diagnosis.retain(|d| d.name != result.name);
-            self.diagnosis.push(result.clone());
-        }
-    }
-
     /// The latest result of a diagnostic.
     pub fn diagnostic(&self, name: &str) -> Option<&DiagnosticResult> {
         self.diagnosis.iter().find(|d| d.name == name)
-    }
-
-    /// Adds facts learnt later (from an event or a diagnostic) without overwriting known ones.
-    pub fn merge(&mut self, u: &IncidentUpdate) {
-        fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
-            if slot.is_none() {
-                slot.clone_from(value);
-            }
-        }
-        fill(&mut self.execution_id, &u.execution_id);
-        fill(&mut self.execution_start, &u.execution_start);
-        fill(&mut self.stage, &u.stage);
-        fill(&mut self.action, &u.action);
-        fill(&mut self.error_signature, &u.error_signature);
-        if u.error.is_some() {
-            self.error.clone_from(&u.error);
-        }
-        self.critical_findings |= u.critical_findings;
-        if let Some(stream) = &u.build_log_stream {
-            self.build_log_stream = Some(stream.clone());
-        }
-        if let Some(alarm) = &u.alarm {
-            if !self.alarms.contains(alarm) {
-                self.alarms.push(alarm.clone());
-            }
-        }
     }
 }
 
@@ -243,5 +155,52 @@ pub fn action_key(action: &Action) -> &str {
         | Action::Refine { key, .. }
         | Action::Resolve { key, .. }
         | Action::Escalate { key, .. } => key,
+    }
+}
+
+/// An incident as the store keeps it, open and unacknowledged, for unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::Incident;
+    use crate::incident::{IncidentStatus, IncidentType, Severity};
+    use chrono::{DateTime, Utc};
+
+    pub(crate) fn incident(
+        key: &str,
+        incident_type: IncidentType,
+        env: &str,
+        opened_at: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            key: key.into(),
+            incident_type,
+            severity: Severity::High,
+            environment: env.into(),
+            pipeline: format!("kiro-pipeline-{env}"),
+            execution_id: None,
+            execution_start: None,
+            stage: None,
+            action: None,
+            alarms: Vec::new(),
+            error: None,
+            error_signature: None,
+            build_log_stream: None,
+            title: incident_type.title().into(),
+            runbook_section: incident_type.runbook_section().into(),
+            next_steps: incident_type.next_steps().into(),
+            status: IncidentStatus::Open,
+            opened_at,
+            ack_by: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolution: None,
+            highest_level_notified: Some(0),
+            diagnostics: Vec::new(),
+            critical_findings: false,
+            opened_by_event: format!("event-{key}"),
+            event_time: opened_at,
+            diagnosis: Vec::new(),
+        }
     }
 }

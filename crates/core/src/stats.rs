@@ -592,7 +592,7 @@ pub fn digest_markdown(figures: &[EnvironmentFigures]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::{IncidentStatus, Severity};
+    use crate::incident::IncidentStatus;
     use std::path::Path;
 
     const PROD: &str = "prod";
@@ -630,37 +630,7 @@ mod tests {
 
     /// An incident as the store keeps it, open and unacknowledged.
     fn incident(key: &str, incident_type: IncidentType, env: &str, opened: &str) -> Incident {
-        Incident {
-            key: key.into(),
-            incident_type,
-            severity: Severity::High,
-            environment: env.into(),
-            pipeline: format!("kiro-pipeline-{env}"),
-            execution_id: None,
-            execution_start: None,
-            stage: None,
-            action: None,
-            alarms: Vec::new(),
-            error: None,
-            error_signature: None,
-            build_log_stream: None,
-            title: incident_type.title().into(),
-            runbook_section: incident_type.runbook_section().into(),
-            next_steps: incident_type.next_steps().into(),
-            status: IncidentStatus::Open,
-            opened_at: t(opened),
-            ack_by: None,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolution: None,
-            highest_level_notified: Some(0),
-            diagnostics: Vec::new(),
-            critical_findings: false,
-            opened_by_event: format!("event-{key}"),
-            event_time: t(opened),
-            diagnosis: Vec::new(),
-        }
+        crate::record::tests_support::incident(key, incident_type, env, t(opened))
     }
 
     fn with_alarm(mut i: Incident, alarm: &str) -> Incident {

@@ -43,6 +43,7 @@ use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentView, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
+use pipeline_responder_core::transition;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -611,25 +612,23 @@ impl DynamoStore {
         let Some((mut incident, version)) = self.load(&due.key).await? else {
             return Ok(Some(false));
         };
-        let fire = plan::fire(&mut incident, due, now);
-        let mut writes =
-            vec![self.settle_deadline(&deadline, if fire.applies { "fired" } else { "skipped" })?];
-        if fire.applies {
+        let fired = incident.fire(&due.deadline, now);
+        let state = if fired.is_some() { "fired" } else { "skipped" };
+        let mut writes = vec![self.settle_deadline(&deadline, state)?];
+        if let Some(fire) = &fired {
             if fire.incident_changed {
                 writes.push(self.put_incident(&incident, Some(version))?);
             } else {
                 // The decision was made on this version of the incident: keep it so.
                 writes.push(self.check_version(&due.key, version)?);
             }
-            if let Some(entry) = &fire.entry {
-                writes.push(self.put_timeline(&due.key, entry)?);
-            }
+            writes.push(self.put_timeline(&due.key, &fire.entry)?);
             for n in notifications {
                 writes.push(self.put_outbox(&due.key, n, Some(&fire.note), now, now)?);
             }
         }
         match self.transact(writes).await? {
-            Outcome::Written => Ok(Some(fire.applies && !notifications.is_empty())),
+            Outcome::Written => Ok(Some(fired.is_some() && !notifications.is_empty())),
             Outcome::Cancelled(reasons) => {
                 if reasons
                     .first()
@@ -898,7 +897,7 @@ impl Backend for DynamoStore {
         }
         let writes = vec![
             self.settle_outbox((item.id, &item.key), "sent", now, true, None)?,
-            self.put_timeline(&item.key, &plan::sent(item, now))?,
+            self.put_timeline(&item.key, &TimelineEntry::sent(&item.notification, now))?,
         ];
         self.transact(writes).await?;
         Ok(())
@@ -925,7 +924,7 @@ impl Backend for DynamoStore {
             )?],
             None => vec![
                 self.settle_outbox((item.id, &item.key), "failed", now, true, Some(&error))?,
-                self.put_timeline(&item.key, &plan::gave_up(item, &error, now))?,
+                self.put_timeline(&item.key, &TimelineEntry::gave_up(&item.notification, &error, now))?,
             ],
         };
         self.transact(writes).await?;
@@ -945,7 +944,7 @@ impl Backend for DynamoStore {
             let Some((mut incident, version)) = self.load(key).await? else {
                 return Ok(Some(false));
             };
-            let entries = plan::diagnosis(&mut incident, &results, &update, now);
+            let entries = incident.diagnose(&results, &update, now);
             let mut writes = vec![self.put_incident(&incident, Some(version))?];
             for entry in &entries {
                 writes.push(self.put_timeline(key, entry)?);
@@ -974,7 +973,7 @@ impl Backend for DynamoStore {
                     sent.push(json::<Notification>(item, "notification")?);
                 }
             }
-            for follow_up in plan::follow_ups(&sent, &follow_ups) {
+            for follow_up in transition::follow_ups(&sent, &follow_ups) {
                 writes.push(self.put_outbox(key, &follow_up, Some("diagnostics"), now, now)?);
             }
             Ok(match self.transact(writes).await? {
@@ -997,7 +996,7 @@ impl Backend for DynamoStore {
             let Some((mut incident, version)) = self.load(key).await? else {
                 return Ok(Some(false));
             };
-            let Some(entry) = plan::acknowledge(&mut incident, by, now) else {
+            let Some(entry) = incident.acknowledge(by, now) else {
                 return Ok(Some(false));
             };
             let mut writes = vec![
@@ -1027,7 +1026,8 @@ impl Backend for DynamoStore {
             let Some((mut incident, version)) = self.load(key).await? else {
                 return Ok(Some(false));
             };
-            let Some((entry, reason)) = plan::resolve(&mut incident, by, now) else {
+            let reason = format!("resolved by {by}");
+            let Some(entry) = incident.resolve(&reason, now) else {
                 return Ok(Some(false));
             };
             let mut writes = vec![
@@ -1097,7 +1097,7 @@ impl Backend for DynamoStore {
             let mut writes = Vec::new();
             for (id, key) in chunk {
                 writes.push(self.settle_outbox((*id, key), "summarized", now, false, None)?);
-                writes.push(self.put_timeline(key, &plan::summarized(now))?);
+                writes.push(self.put_timeline(key, &TimelineEntry::summarized(now))?);
             }
             self.transact(writes).await?;
         }
@@ -1190,7 +1190,10 @@ impl Backend for DynamoStore {
     ) -> Result<()> {
         let writes = vec![
             self.settle_outbox((item.id, &item.key), "silenced", now, false, None)?,
-            self.put_timeline(&item.key, &plan::silenced(item, silence_id, now))?,
+            self.put_timeline(
+                &item.key,
+                &TimelineEntry::silenced(&item.notification, silence_id, now),
+            )?,
         ];
         self.transact(writes).await?;
         Ok(())

@@ -1,18 +1,14 @@
-//! What each store operation changes, decided once for both backends. A backend loads the
-//! incidents involved, asks this module what to write, and persists the answer atomically (the
-//! embedded store in one SQLite transaction, the DynamoDB store in one `TransactWriteItems` with
-//! conditions). So the two stores cannot drift apart in what an input, an acknowledgement or a
-//! fired deadline means.
+//! What storing one decision writes, planned once for both backends: which incidents to create
+//! or update, their timeline, deadlines to cancel and schedule, and outbox items with their due
+//! times. A backend loads the incidents involved, asks [`apply`] what to write, and persists the
+//! answer atomically (the embedded store in one SQLite transaction, the DynamoDB store in one
+//! `TransactWriteItems` with conditions). How an incident changes is the core's
+//! (`pipeline_responder_core::transition`); this module only collects the writes.
 
-use super::{Applied, DueDeadline, InputRecord, OutboxItem};
+use super::{Applied, InputRecord};
 use chrono::{DateTime, Utc};
-use pipeline_responder_core::decision::{
-    Action, Deadline, DeadlineKind, Decision, IncidentUpdate, Notification, NotificationKind,
-};
-use pipeline_responder_core::incident::IncidentStatus;
-use pipeline_responder_core::record::{
-    action_key, DiagnosticResult, Incident, TimelineEntry, TimelineKind,
-};
+use pipeline_responder_core::decision::{Action, Deadline, Decision, Notification};
+use pipeline_responder_core::record::{action_key, Incident, TimelineEntry, TimelineKind};
 use std::collections::HashMap;
 
 /// How long a process holds an outbox item it is sending: longer than one attempt (HTTP timeout
@@ -125,12 +121,6 @@ pub fn apply(
         let Some(incident) = loaded.get_mut(key) else {
             continue;
         };
-        if let Action::Escalate { level, .. } = action {
-            // Decided on an older view (another replica escalated meanwhile): notify once.
-            if incident.highest_level_notified.is_some_and(|h| h >= *level) {
-                continue;
-            }
-        }
         let Some(entry) = incident.apply(action, now) else {
             continue;
         };
@@ -190,205 +180,6 @@ fn cancel(changes: &mut Changes, key: &str) {
         changes.cancel.push(key.to_string());
     }
     changes.schedule.retain(|(k, _)| k != key);
-}
-
-/// What firing a deadline does to its incident.
-#[derive(Debug)]
-pub struct Fire {
-    /// Whether the deadline still applies (else it is claimed as skipped).
-    pub applies: bool,
-    /// The incident changed (its highest level notified).
-    pub incident_changed: bool,
-    pub entry: Option<TimelineEntry>,
-    /// The note shown with the notifications.
-    pub note: String,
-}
-
-/// Decides a due deadline against the incident as it is now (ack, resolution, CRITICAL
-/// condition, level already reached), updating `incident` when it fires.
-pub fn fire(incident: &mut Incident, due: &DueDeadline, now: DateTime<Utc>) -> Fire {
-    let state = pipeline_responder_core::rules::DeadlineState {
-        status: incident.status,
-        critical_findings: incident.critical_findings,
-        highest_level_notified: incident.highest_level_notified,
-    };
-    let d = &due.deadline;
-    if !pipeline_responder_core::rules::deadline_applies(d, state) {
-        return Fire {
-            applies: false,
-            incident_changed: false,
-            entry: None,
-            note: String::new(),
-        };
-    }
-    let (what, incident_changed) = match d.kind {
-        DeadlineKind::Escalation => {
-            incident.highest_level_notified = Some(
-                incident
-                    .highest_level_notified
-                    .map_or(d.level, |h| h.max(d.level)),
-            );
-            (
-                format!(
-                    "{}: not acknowledged by {}",
-                    d.level_id,
-                    d.at.format("%H:%M UTC")
-                ),
-                true,
-            )
-        }
-        DeadlineKind::Reminder => (
-            format!(
-                "{}: still waiting since {}",
-                d.level_id,
-                incident.opened_at.format("%H:%M UTC")
-            ),
-            false,
-        ),
-    };
-    let note = match d.kind {
-        DeadlineKind::Escalation => format!("to {what}"),
-        DeadlineKind::Reminder => what.clone(),
-    };
-    Fire {
-        applies: true,
-        incident_changed,
-        entry: Some(TimelineEntry {
-            at: now,
-            kind: TimelineKind::Escalated,
-            text: what,
-        }),
-        note,
-    }
-}
-
-/// Acknowledges an open incident; `None` when it is not open (already acknowledged, resolved).
-pub fn acknowledge(incident: &mut Incident, by: &str, now: DateTime<Utc>) -> Option<TimelineEntry> {
-    if incident.status != IncidentStatus::Open {
-        return None;
-    }
-    incident.status = IncidentStatus::Acknowledged;
-    incident.acknowledged_at = Some(now);
-    incident.acknowledged_by = Some(by.to_string());
-    Some(TimelineEntry {
-        at: now,
-        kind: TimelineKind::Acknowledged,
-        text: format!("acknowledged by {by}"),
-    })
-}
-
-/// Resolves an active incident by hand; `None` when it is already resolved. Returns the entry
-/// and the reason (the note of the resolution notifications).
-pub fn resolve(
-    incident: &mut Incident,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Option<(TimelineEntry, String)> {
-    if !incident.status.is_active() {
-        return None;
-    }
-    let reason = format!("resolved by {by}");
-    incident.status = IncidentStatus::Resolved;
-    incident.resolved_at = Some(now);
-    incident.resolution = Some(reason.clone());
-    Some((
-        TimelineEntry {
-            at: now,
-            kind: TimelineKind::Resolved,
-            text: reason.clone(),
-        },
-        reason,
-    ))
-}
-
-/// Records diagnostic results and the facts they revealed; returns the timeline entries.
-pub fn diagnosis(
-    incident: &mut Incident,
-    results: &[DiagnosticResult],
-    update: &IncidentUpdate,
-    now: DateTime<Utc>,
-) -> Vec<TimelineEntry> {
-    incident.record_diagnosis(results);
-    incident.merge(update);
-    results
-        .iter()
-        .map(|r| TimelineEntry {
-            at: now,
-            kind: TimelineKind::Diagnostic,
-            text: format!(
-                "{}{}: {}",
-                r.name,
-                if r.ok { "" } else { " (failed)" },
-                r.summary
-            ),
-        })
-        .collect()
-}
-
-/// Follow-ups of a diagnosis: those of `candidates` (the rules' thread updates for the
-/// incident) whose channel already got the first post (`sent`: the incident's sent
-/// notifications), so that a reply has a thread to go to.
-pub fn follow_ups(sent: &[Notification], candidates: &[Notification]) -> Vec<Notification> {
-    let mut out: Vec<Notification> = Vec::new();
-    for c in candidates {
-        let opened = sent
-            .iter()
-            .any(|n| n.kind == NotificationKind::Opened && n.channel == c.channel);
-        if opened && !out.contains(c) {
-            out.push(c.clone());
-        }
-    }
-    out
-}
-
-/// Timeline entry of a sent notification.
-pub fn sent(item: &OutboxItem, now: DateTime<Utc>) -> TimelineEntry {
-    TimelineEntry {
-        at: now,
-        kind: TimelineKind::Notified,
-        text: format!(
-            "sent {} via {}",
-            kind_name(&item.notification),
-            channel_name(&item.notification)
-        ),
-    }
-}
-
-/// Timeline entry of a notification given up on.
-pub fn gave_up(item: &OutboxItem, error: &str, now: DateTime<Utc>) -> TimelineEntry {
-    TimelineEntry {
-        at: now,
-        kind: TimelineKind::NotifyFailed,
-        text: format!("{}: gave up: {error}", channel_name(&item.notification)),
-    }
-}
-
-/// Timeline entry of a notification covered by a silence.
-pub fn silenced(item: &OutboxItem, silence_id: i64, now: DateTime<Utc>) -> TimelineEntry {
-    TimelineEntry {
-        at: now,
-        kind: TimelineKind::Notified,
-        text: format!(
-            "{} not sent: silence {silence_id}",
-            channel_name(&item.notification)
-        ),
-    }
-}
-
-/// Timeline entry of a notification grouped into a storm summary.
-pub fn summarized(now: DateTime<Utc>) -> TimelineEntry {
-    TimelineEntry {
-        at: now,
-        kind: TimelineKind::Notified,
-        text: "included in a storm summary post".into(),
-    }
-}
-
-fn kind_name(n: &Notification) -> String {
-    serde_json::to_value(n.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }
 
 /// A printable channel name (never a URL or token).

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentStatus, IncidentView, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
+use pipeline_responder_core::transition;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
@@ -357,7 +358,7 @@ impl Backend for SqliteStore {
         thread: Option<(String, String)>,
     ) -> Result<()> {
         let (id, key) = (item.id, item.key.clone());
-        let entry = plan::sent(item, now);
+        let entry = TimelineEntry::sent(&item.notification, now);
         self.with(move |conn| {
             let tx = write(conn)?;
             tx.execute(
@@ -385,7 +386,7 @@ impl Backend for SqliteStore {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let (id, key) = (item.id, item.key.clone());
-        let gave_up = plan::gave_up(item, &error, now);
+        let gave_up = TimelineEntry::gave_up(&item.notification, &error, now);
         self.with(move |conn| {
             let tx = write(conn)?;
             match retry_at {
@@ -422,7 +423,7 @@ impl Backend for SqliteStore {
             let Some(mut incident) = load(&tx, &key)? else {
                 return Ok(false);
             };
-            for entry in plan::diagnosis(&mut incident, &results, &update, now) {
+            for entry in incident.diagnose(&results, &update, now) {
                 timeline(&tx, &key, &entry)?;
             }
             save(&tx, &incident)?;
@@ -441,7 +442,7 @@ impl Backend for SqliteStore {
                 }
                 sent
             };
-            for n in plan::follow_ups(&sent, &follow_ups) {
+            for n in transition::follow_ups(&sent, &follow_ups) {
                 queue(&tx, &key, &n, Some("diagnostics"), now, now)?;
             }
             tx.commit()?;
@@ -463,7 +464,7 @@ impl Backend for SqliteStore {
             let Some(mut incident) = load(&tx, &key)? else {
                 return Ok(false);
             };
-            let Some(entry) = plan::acknowledge(&mut incident, &by, now) else {
+            let Some(entry) = incident.acknowledge(&by, now) else {
                 return Ok(false);
             };
             save(&tx, &incident)?;
@@ -490,7 +491,8 @@ impl Backend for SqliteStore {
             let Some(mut incident) = load(&tx, &key)? else {
                 return Ok(false);
             };
-            let Some((entry, reason)) = plan::resolve(&mut incident, &by, now) else {
+            let reason = format!("resolved by {by}");
+            let Some(entry) = incident.resolve(&reason, now) else {
                 return Ok(false);
             };
             save(&tx, &incident)?;
@@ -630,21 +632,19 @@ impl Backend for SqliteStore {
             let Some(mut incident) = load(&tx, &due.key)? else {
                 return Ok(false);
             };
-            let fire = plan::fire(&mut incident, &due, now);
+            let fired = incident.fire(&due.deadline, now);
             let claimed = tx.execute(
                 "UPDATE deadlines SET state = ?2 WHERE id = ?1 AND state = 'pending'",
-                params![due.id, if fire.applies { "fired" } else { "skipped" }],
+                params![due.id, if fired.is_some() { "fired" } else { "skipped" }],
             )?;
-            if claimed == 0 || !fire.applies {
+            let (1.., Some(fire)) = (claimed, fired) else {
                 tx.commit()?;
                 return Ok(false);
-            }
+            };
             if fire.incident_changed {
                 save(&tx, &incident)?;
             }
-            if let Some(entry) = &fire.entry {
-                timeline(&tx, &due.key, entry)?;
-            }
+            timeline(&tx, &due.key, &fire.entry)?;
             for n in &notifications {
                 queue(&tx, &due.key, n, Some(&fire.note), now, now)?;
             }
@@ -662,7 +662,7 @@ impl Backend for SqliteStore {
                     "UPDATE outbox SET state = 'summarized', sent_at = ?2 WHERE id = ?1",
                     params![id, now.timestamp_millis()],
                 )?;
-                timeline(&tx, key, &plan::summarized(now))?;
+                timeline(&tx, key, &TimelineEntry::summarized(now))?;
             }
             tx.commit()?;
             Ok(())
@@ -745,7 +745,7 @@ impl Backend for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (id, key) = (item.id, item.key.clone());
-        let entry = plan::silenced(item, silence_id, now);
+        let entry = TimelineEntry::silenced(&item.notification, silence_id, now);
         self.with(move |conn| {
             let tx = write(conn)?;
             tx.execute(
