@@ -90,6 +90,11 @@ impl Incident {
         Some(entry(now, TimelineKind::Resolved, reason.to_string()))
     }
 
+    /// Resolves an active incident by hand, in `by`'s name (the entry's text is the reason).
+    pub fn resolve_by(&mut self, by: &str, now: DateTime<Utc>) -> Option<TimelineEntry> {
+        self.resolve(&format!("resolved by {by}"), now)
+    }
+
     /// Acknowledges an open incident; `None` when it is not open (already acknowledged,
     /// resolved).
     pub fn acknowledge(&mut self, by: &str, now: DateTime<Utc>) -> Option<TimelineEntry> {
@@ -108,16 +113,15 @@ impl Incident {
 
     /// Fires a due deadline against the incident as it is now; `None` when it no longer applies
     /// (acknowledged or resolved, its condition does not hold, its level was already reached).
-    pub fn fire(&mut self, deadline: &Deadline, now: DateTime<Utc>) -> Option<Fired> {
+    pub fn fire(&mut self, d: &Deadline, now: DateTime<Utc>) -> Option<Fired> {
         let state = DeadlineState {
             status: self.status,
             critical_findings: self.critical_findings,
             highest_level_notified: self.highest_level_notified,
         };
-        if !deadline_applies(deadline, state) {
+        if !deadline_applies(d, state) {
             return None;
         }
-        let d = deadline;
         let (what, note, incident_changed) = match d.kind {
             DeadlineKind::Escalation => {
                 let changed = self.reach_level(d.level);
@@ -304,8 +308,8 @@ mod tests {
             "acknowledged once"
         );
         assert!(incident.fire(&d, now).is_some(), "runs until resolution");
-        assert!(incident.resolve("resolved by ana", now).is_some());
-        assert!(incident.resolve("resolved by ana", now).is_none());
+        assert!(incident.resolve_by("ana", now).is_some());
+        assert!(incident.resolve_by("ana", now).is_none());
         assert!(incident.fire(&d, now).is_none());
     }
 }

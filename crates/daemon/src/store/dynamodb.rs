@@ -1026,8 +1026,7 @@ impl Backend for DynamoStore {
             let Some((mut incident, version)) = self.load(key).await? else {
                 return Ok(Some(false));
             };
-            let reason = format!("resolved by {by}");
-            let Some(entry) = incident.resolve(&reason, now) else {
+            let Some(entry) = incident.resolve_by(by, now) else {
                 return Ok(Some(false));
             };
             let mut writes = vec![
@@ -1038,7 +1037,7 @@ impl Backend for DynamoStore {
                 writes.push(self.settle_deadline(&item, "cancelled")?);
             }
             for n in &notifications {
-                writes.push(self.put_outbox(key, n, Some(&reason), now, now)?);
+                writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
             }
             Ok(match self.transact(writes).await? {
                 Outcome::Written => Some(true),

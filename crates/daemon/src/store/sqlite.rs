@@ -491,15 +491,14 @@ impl Backend for SqliteStore {
             let Some(mut incident) = load(&tx, &key)? else {
                 return Ok(false);
             };
-            let reason = format!("resolved by {by}");
-            let Some(entry) = incident.resolve(&reason, now) else {
+            let Some(entry) = incident.resolve_by(&by, now) else {
                 return Ok(false);
             };
             save(&tx, &incident)?;
             cancel_deadlines(&tx, &key)?;
             timeline(&tx, &key, &entry)?;
             for n in &notifications {
-                queue(&tx, &key, n, Some(&reason), now, now)?;
+                queue(&tx, &key, n, Some(&entry.text), now, now)?;
             }
             tx.commit()?;
             Ok(true)
