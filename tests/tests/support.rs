@@ -36,6 +36,20 @@ pub struct Queues {
 }
 
 pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Queues {
+    // A short redrive: a test of a rejected message sees it in the DLQ after two receives.
+    create_queues_with(moto, name, visibility_secs, 2).await
+}
+
+/// The deploy kit's redrive policy (deploy/cloudformation/pipeline-responder.yaml).
+pub const MAX_RECEIVE_COUNT: u64 = 5;
+
+/// A queue whose messages go to its dead-letter queue after `max_receive` receives.
+pub async fn create_queues_with(
+    moto: &Moto,
+    name: &str,
+    visibility_secs: u32,
+    max_receive: u64,
+) -> Queues {
     let sqs = moto.sqs();
     let dlq = sqs
         .create_queue()
@@ -45,7 +59,9 @@ pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Que
         .unwrap();
     let dlq_url = dlq.queue_url.unwrap();
     let dlq_arn = queue_arn(moto, &dlq_url).await;
-    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string();
+    let redrive =
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive.to_string()})
+            .to_string();
     let queue = sqs
         .create_queue()
         .queue_name(name)

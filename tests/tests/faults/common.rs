@@ -2,15 +2,14 @@
 //! kit creates them, and readers of what the daemon posted and stored.
 #![allow(clippy::unwrap_used)]
 
-use crate::support::{get, kiro_event, queue_arn, Daemon, Queues};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use crate::support::{get, kiro_event, Daemon, Queues};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use pipeline_responder_e2e::{Moto, SlackFake, SlackPost};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The deploy kit's redrive policy (deploy/cloudformation/pipeline-responder.yaml).
-pub const MAX_RECEIVE_COUNT: u64 = 5;
+pub use crate::support::MAX_RECEIVE_COUNT;
 
 /// `PR_FAULTS_FULL=1`: the full-size form of every suite (docs/reliability.md).
 pub fn full() -> bool {
@@ -79,33 +78,7 @@ impl Rng {
 
 /// A queue with its dead-letter queue and the deploy kit's `maxReceiveCount`.
 pub async fn create_queues(moto: &Moto, name: &str, visibility_secs: u32) -> Queues {
-    let sqs = moto.sqs();
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = queue_arn(moto, &dlq_url).await;
-    let redrive =
-        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string()})
-            .to_string();
-    let url = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_secs.to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    Queues { url, dlq_url }
+    crate::support::create_queues_with(moto, name, visibility_secs, MAX_RECEIVE_COUNT).await
 }
 
 /// `[[environments]]` staging and production, storm control off (every first post is counted)
