@@ -353,8 +353,10 @@ pub(super) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Operator setup, not the daemon: `DynamoStore::create_table` serves only the `create-table`
 /// subcommand (the operator's credentials; the stack creates the table) and the tests.
-pub(super) const OPERATOR_ONLY_FN: (&str, &str) =
-    ("crates/daemon/src/store/dynamodb.rs", "fn create_table(");
+pub(super) const OPERATOR_ONLY_FN: (&str, &str) = (
+    "crates/daemon/src/store/dynamodb/table.rs",
+    "fn create_table(",
+);
 
 /// IAM actions the code calls: (daemon's, operator-only), each with where it was found.
 pub(super) fn code_actions() -> (BTreeMap<String, String>, BTreeMap<String, String>) {

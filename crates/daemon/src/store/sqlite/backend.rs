@@ -1,118 +1,19 @@
-//! The embedded store: one SQLite file (rusqlite, bundled).
-//!
-//! Why SQLite: one file on the task's volume, ACID transactions with WAL and
-//! `synchronous = FULL` (a commit survives kill -9 and power loss), and operators can inspect it
-//! with the `sqlite3` shell during an incident. Every change an input causes — the incident, its
-//! timeline, its deadlines, the notifications to send, and the event id marked processed — is
-//! written in ONE transaction, so a crash leaves either all of it or none of it (the SQS message
-//! is then redelivered and handled again). One process owns the file, so claims (outbox leases,
-//! deadline claims, one-off job claims) are plain state changes inside those transactions.
+//! The [`Backend`] operations on the file.
 
-use super::plan::{self, Changes};
-use super::schema;
-use super::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError};
+use super::rows::{
+    cancel_deadlines, load, millis, processed, prune_batch, queue, readable, save, timeline, write,
+    write_changes,
+};
+use super::{SqliteStore, Views};
+use crate::store::plan;
+use crate::store::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence};
 use chrono::{DateTime, Utc};
-use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
-use pipeline_responder_core::incident::{IncidentStatus, IncidentView, IncidentsView};
+use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
+use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
 use pipeline_responder_core::transition;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-/// The embedded store. All clones share one connection.
-#[derive(Clone)]
-pub struct SqliteStore {
-    conn: Arc<Mutex<Db>>,
-    /// This process (for outbox leases, when two processes open one file).
-    owner: String,
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the store file.
-    pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        schema::prepare(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(Db { conn, views: None })),
-            owner: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
-        })
-    }
-
-    /// Runs `work` on the connection on a blocking thread.
-    async fn with<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    {
-        self.with_db(move |db| work(&mut db.conn)).await
-    }
-
-    /// Runs `work` on the connection and the views cache, then brings the cache up to date with
-    /// the incidents `work` saved: on success their new views replace the old; on an error
-    /// (whose transaction may or may not have committed) the cache is dropped and reloaded from
-    /// the file on the next `view`.
-    async fn with_db<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            SAVED.with(|saved| saved.borrow_mut().clear());
-            let result = work(&mut guard);
-            let saved = SAVED.with(|saved| std::mem::take(&mut *saved.borrow_mut()));
-            match (&result, &mut guard.views) {
-                (Ok(_), Some(views)) => {
-                    for view in saved {
-                        views.insert(view);
-                    }
-                }
-                (Err(_), views) if !saved.is_empty() => *views = None,
-                _ => {}
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-}
-
-/// The connection, and the rules' view of the incidents kept in memory (one process owns the
-/// file): without it every input would read and parse every open incident.
-struct Db {
-    conn: Connection,
-    views: Option<Views>,
-}
-
-/// Active incidents and those resolved since `since`, in the order they opened.
-struct Views {
-    since: DateTime<Utc>,
-    by_open: std::collections::BTreeMap<(i64, String), Arc<IncidentView>>,
-}
-
-impl Views {
-    fn insert(&mut self, view: IncidentView) {
-        self.by_open.insert(
-            (view.opened_at.timestamp_millis(), view.key.clone()),
-            Arc::new(view),
-        );
-    }
-}
-
-thread_local! {
-    /// Views of the incidents saved by the `with_db` work running on this thread (a blocking
-    /// thread runs one at a time, under the connection lock).
-    static SAVED: std::cell::RefCell<Vec<IncidentView>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 #[async_trait::async_trait]
 impl Backend for SqliteStore {
@@ -214,7 +115,7 @@ impl Backend for SqliteStore {
                     Ok(entry) => timeline.push(entry),
                     // One unreadable entry does not hide the incident.
                     Err(e) => {
-                        super::count_unreadable();
+                        crate::store::count_unreadable();
                         tracing::warn!(incident_key = %key, error = %e, "Store: a timeline entry is unreadable; left out")
                     }
                 }
@@ -247,7 +148,7 @@ impl Backend for SqliteStore {
         &self,
         active_only: bool,
         limit: usize,
-        after: Option<super::Cursor>,
+        after: Option<crate::store::Cursor>,
     ) -> Result<Vec<Incident>> {
         self.with(move |conn| {
             let (at, key) = match &after {
@@ -273,8 +174,12 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn prune(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<super::Pruned> {
-        let mut pruned = super::Pruned::default();
+    async fn prune(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Pruned> {
+        let mut pruned = crate::store::Pruned::default();
         loop {
             let (batch, done) = self
                 .with_db(move |db| {
@@ -283,7 +188,7 @@ impl Backend for SqliteStore {
                         // Reloaded from the file on the next `view`.
                         db.views = None;
                     }
-                    let done = batch == super::Pruned::default();
+                    let done = batch == crate::store::Pruned::default();
                     Ok((batch, done))
                 })
                 .await?;
@@ -549,7 +454,11 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn gauges(&self, now: DateTime<Utc>, late: chrono::Duration) -> Result<super::Gauges> {
+    async fn gauges(
+        &self,
+        now: DateTime<Utc>,
+        late: chrono::Duration,
+    ) -> Result<crate::store::Gauges> {
         // Active incidents are counted from the rules' view kept in memory (every active one is
         // in it) when it is loaded, else by SQLite from the status index; timers by SQLite from
         // the deadlines index. No incident is parsed, so a scrape costs little however many
@@ -598,7 +507,7 @@ impl Backend for SqliteStore {
                 params![now.timestamp_millis(), (now - late).timestamp_millis() - 1],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok(super::Gauges {
+            Ok(crate::store::Gauges {
                 active,
                 pending_deadlines,
                 overdue_deadlines: overdue,
@@ -808,235 +717,4 @@ impl Backend for SqliteStore {
         })
         .await
     }
-}
-
-/// A write transaction that takes the write lock up front, so a second process on the same file
-/// waits (busy timeout) instead of failing when a read would later upgrade to a write.
-fn write(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-}
-
-fn millis(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn processed(conn: &Connection, id: &str, transition: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM events WHERE id = ?1 OR transition = ?2 LIMIT 1")?
-        .query_row(params![id, transition], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-fn load(conn: &Connection, key: &str) -> Result<Option<Incident>> {
-    let data: Option<String> = conn
-        .prepare_cached("SELECT data FROM incidents WHERE key = ?1")?
-        .query_row(params![key], |r| r.get(0))
-        .optional()?;
-    Ok(data.and_then(|d| readable(conn, key, &d)))
-}
-
-/// Rows removed per table per retention batch (one short transaction each).
-const PRUNE_BATCH: i64 = 500;
-
-/// One batch of the retention sweep, in one transaction.
-fn prune_batch(
-    conn: &mut Connection,
-    before: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<super::Pruned> {
-    let cutoff = before.timestamp_millis();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Resolved before the cutoff and owing no post.
-    let keys: Vec<String> = tx
-        .prepare_cached(
-            "SELECT key FROM incidents i WHERE status = 'resolved' AND resolved_at < ?1
-             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = i.key AND o.state = 'pending')
-             LIMIT ?2",
-        )?
-        .query_map(params![cutoff, PRUNE_BATCH], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for key in &keys {
-        for sql in [
-            "DELETE FROM timeline WHERE key = ?1",
-            "DELETE FROM deadlines WHERE key = ?1",
-            "DELETE FROM outbox WHERE key = ?1",
-            "DELETE FROM threads WHERE key = ?1",
-            "DELETE FROM incidents WHERE key = ?1",
-        ] {
-            tx.execute(sql, params![key])?;
-        }
-    }
-    let events = tx.execute(
-        "DELETE FROM events WHERE rowid IN
-         (SELECT rowid FROM events WHERE processed_at < ?1 LIMIT ?2)",
-        params![cutoff, PRUNE_BATCH],
-    )?;
-    let mut other = 0;
-    for (sql, at) in [
-        (
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state != 'pending'
-             AND COALESCE(sent_at, next_attempt_at) < ?1 LIMIT ?2)",
-            cutoff,
-        ),
-        (
-            "DELETE FROM deadlines WHERE id IN (SELECT id FROM deadlines WHERE state != 'pending'
-             AND at < ?1 LIMIT ?2)",
-            cutoff,
-        ),
-        (
-            "DELETE FROM silences WHERE id IN (SELECT id FROM silences WHERE ends_at < ?1 LIMIT ?2)",
-            cutoff,
-        ),
-        (
-            "DELETE FROM quarantine WHERE rowid IN
-             (SELECT rowid FROM quarantine WHERE found_at < ?1 LIMIT ?2)",
-            cutoff,
-        ),
-        (
-            "DELETE FROM claims WHERE key IN (SELECT key FROM claims WHERE expires_at < ?1 LIMIT ?2)",
-            now.timestamp_millis(),
-        ),
-    ] {
-        other += tx.execute(sql, params![at, PRUNE_BATCH])? as u64;
-    }
-    tx.commit()?;
-    Ok(super::Pruned {
-        incidents: keys.len() as u64,
-        events: events as u64,
-        other,
-    })
-}
-
-/// A stored incident read back; one that cannot be read (a row written by another program or
-/// a damaged one) is quarantined so the rest of the store keeps working: counted
-/// (`store_errors_total{operation="unreadable_row"}`), logged with its key, moved to the
-/// `quarantine` table for an operator to look at, and its pending deadlines cancelled. An
-/// event about it later opens a new incident under the key.
-fn readable(conn: &Connection, key: &str, data: &str) -> Option<Incident> {
-    let problem = match serde_json::from_str(data) {
-        Ok(incident) => return Some(incident),
-        Err(e) => e.to_string(),
-    };
-    super::count_unreadable();
-    let moved = conn.execute_batch("SAVEPOINT quarantine").and_then(|()| {
-        let now = Utc::now().timestamp_millis();
-        conn.execute(
-            "INSERT INTO quarantine (key, found_at, problem, data) VALUES (?1, ?2, ?3, ?4)",
-            params![key, now, problem, data],
-        )?;
-        conn.execute("DELETE FROM incidents WHERE key = ?1", params![key])?;
-        conn.execute(
-            "UPDATE deadlines SET state = 'skipped' WHERE key = ?1 AND state = 'pending'",
-            params![key],
-        )?;
-        conn.execute_batch("RELEASE quarantine")
-    });
-    match moved {
-        Ok(()) => {
-            tracing::error!(incident_key = %key, error = %problem, "Store: an incident row is unreadable; moved it to the quarantine table and serving the rest")
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO quarantine; RELEASE quarantine");
-            tracing::error!(incident_key = %key, error = %problem, quarantine_error = %e, "Store: an incident row is unreadable (and could not be moved aside); leaving it out")
-        }
-    }
-    None
-}
-
-/// Writes an incident (and notes its view for the cache, see `with_db`).
-fn save(tx: &Transaction<'_>, incident: &Incident) -> Result<()> {
-    SAVED.with(|saved| saved.borrow_mut().push(incident.view()));
-    let status = match incident.status {
-        IncidentStatus::Open => "open",
-        IncidentStatus::Acknowledged => "acknowledged",
-        IncidentStatus::Resolved => "resolved",
-    };
-    tx.execute(
-        "INSERT INTO incidents (key, status, opened_at, resolved_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(key) DO UPDATE SET status = ?2, resolved_at = ?4, data = ?5",
-        params![
-            incident.key,
-            status,
-            incident.opened_at.timestamp_millis(),
-            incident.resolved_at.map(|t| t.timestamp_millis()),
-            serde_json::to_string(incident)?
-        ],
-    )?;
-    Ok(())
-}
-
-fn timeline(conn: &Connection, key: &str, entry: &TimelineEntry) -> Result<()> {
-    conn.execute(
-        "INSERT INTO timeline (key, at, data) VALUES (?1, ?2, ?3)",
-        params![
-            key,
-            entry.at.timestamp_millis(),
-            serde_json::to_string(entry)?
-        ],
-    )?;
-    Ok(())
-}
-
-/// Queues a notification that may not be sent before `due`.
-fn queue(
-    tx: &Transaction<'_>,
-    key: &str,
-    notification: &Notification,
-    note: Option<&str>,
-    now: DateTime<Utc>,
-    due: DateTime<Utc>,
-) -> Result<()> {
-    tx.execute(
-        "INSERT INTO outbox (key, notification, note, state, attempts, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?5)",
-        params![
-            key,
-            serde_json::to_string(notification)?,
-            note,
-            now.timestamp_millis(),
-            due.timestamp_millis()
-        ],
-    )?;
-    Ok(())
-}
-
-fn schedule(tx: &Transaction<'_>, key: &str, deadline: &Deadline) -> Result<()> {
-    tx.execute(
-        "INSERT INTO deadlines (key, at, state, data) VALUES (?1, ?2, 'pending', ?3)",
-        params![
-            key,
-            deadline.at.timestamp_millis(),
-            serde_json::to_string(deadline)?
-        ],
-    )?;
-    Ok(())
-}
-
-fn cancel_deadlines(tx: &Transaction<'_>, key: &str) -> Result<()> {
-    tx.execute(
-        "UPDATE deadlines SET state = 'cancelled' WHERE key = ?1 AND state = 'pending'",
-        params![key],
-    )?;
-    Ok(())
-}
-
-/// Writes what [`plan::apply`] decided.
-fn write_changes(tx: &Transaction<'_>, changes: Changes, now: DateTime<Utc>) -> Result<Applied> {
-    for (incident, _) in &changes.incidents {
-        save(tx, incident)?;
-    }
-    for (key, entry) in &changes.timeline {
-        timeline(tx, key, entry)?;
-    }
-    for key in &changes.cancel {
-        cancel_deadlines(tx, key)?;
-    }
-    for (key, deadline) in &changes.schedule {
-        schedule(tx, key, deadline)?;
-    }
-    for q in &changes.outbox {
-        queue(tx, &q.key, &q.notification, q.note.as_deref(), now, q.due)?;
-    }
-    Ok(changes.applied)
 }
