@@ -108,6 +108,47 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A notifier whose every post is one JSON body delivered to a named target (Teams, the generic
+/// webhook): it says how a post and a summary look and how a body is delivered; the
+/// [`Notifier`] around it is this one.
+pub trait JsonHook: Send + Sync + std::fmt::Debug {
+    /// The kind it serves (see [`Notifier::kind`]).
+    const KIND: &'static str;
+    /// The body of one post.
+    fn post_body(&self, post: &Post<'_>) -> serde_json::Value;
+    /// The body of a storm summary.
+    fn summary_body(&self, summary: &Summary) -> serde_json::Value;
+    /// Delivers `body` to `target`.
+    fn deliver(
+        &self,
+        target: &str,
+        body: serde_json::Value,
+    ) -> impl std::future::Future<Output = Result<(), SendError>> + Send;
+}
+
+impl<T: JsonHook> Notifier for T {
+    fn kind(&self) -> &'static str {
+        T::KIND
+    }
+
+    fn send<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Sent, SendError>> {
+        let body = self.post_body(&post);
+        Box::pin(async move {
+            self.deliver(post.target, body)
+                .await
+                .map(|()| Sent::default())
+        })
+    }
+
+    fn send_summary<'a>(
+        &'a self,
+        target: &'a str,
+        summary: &'a Summary,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.deliver(target, self.summary_body(summary)))
+    }
+}
+
 /// Longest wait a server's Retry-After can impose (a huge value would overflow time arithmetic
 /// and hold the lane forever).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
@@ -116,6 +157,21 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 pub fn retry_after(header: Option<&str>) -> Option<Duration> {
     let secs = header?.trim().parse::<u64>().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// Longest pause between two attempts of a send without a Retry-After.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long to wait before attempt `attempts + 1` after `error`: the server's Retry-After
+/// (capped at [`MAX_RETRY_AFTER`]), else exponential from 2 s up to [`MAX_BACKOFF`]. The one
+/// retry rule of the outbox, storm summaries and the digest.
+pub fn backoff(attempts: u32, error: &SendError) -> Duration {
+    error
+        .retry_after
+        .unwrap_or_else(|| {
+            Duration::from_secs(2u64.saturating_pow(attempts.min(6))).min(MAX_BACKOFF)
+        })
+        .min(MAX_RETRY_AFTER)
 }
 
 /// A successful send.

@@ -2,8 +2,7 @@
 //! received") takes a message with one Adaptive Card: the headline, the facts, the text, and
 //! buttons to the pipeline and details. Untrusted text is escaped for the card's Markdown.
 
-use super::{post_json, Notifier, Post, SendError, Sent, Summary};
-use futures_util::future::BoxFuture;
+use super::{post_json, JsonHook, Post, SendError, Summary};
 use pipeline_responder_core::config::TeamsConfig;
 use serde_json::{json, Value};
 
@@ -11,27 +10,6 @@ use serde_json::{json, Value};
 pub struct Teams {
     pub config: TeamsConfig,
     pub http: reqwest::Client,
-}
-
-impl Teams {
-    async fn deliver(&self, target: &str, card: Value) -> Result<(), SendError> {
-        let Some(url) = self.config.webhooks.get(target) else {
-            return Err(SendError::permanent(format!(
-                "teams: no webhook named {target:?}"
-            )));
-        };
-        let body = json!({
-            "type": "message",
-            "attachments": [{
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": null,
-                "content": card,
-            }],
-        });
-        post_json(self.http.post(url.expose()), &body, "teams webhook")
-            .await
-            .map(|_| ())
-    }
 }
 
 /// Escapes what Adaptive Card Markdown would interpret (emphasis, links, lists, headings), so
@@ -99,36 +77,42 @@ pub fn card(post: &Post<'_>) -> Value {
     })
 }
 
-impl Notifier for Teams {
-    fn kind(&self) -> &'static str {
-        "teams"
+impl JsonHook for Teams {
+    const KIND: &'static str = "teams";
+
+    fn post_body(&self, post: &Post<'_>) -> Value {
+        card(post)
     }
 
-    fn send<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Sent, SendError>> {
-        Box::pin(async move {
-            self.deliver(post.target, card(&post))
-                .await
-                .map(|_| Sent::default())
+    fn summary_body(&self, summary: &Summary) -> Value {
+        json!({
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": [
+                {"type": "TextBlock", "text": escape(&summary.subject), "weight": "Bolder", "wrap": true},
+                {"type": "TextBlock", "text": escape(&summary.plain), "wrap": true},
+            ],
         })
     }
 
-    fn send_summary<'a>(
-        &'a self,
-        target: &'a str,
-        summary: &'a Summary,
-    ) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(async move {
-            let card = json!({
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [
-                    {"type": "TextBlock", "text": escape(&summary.subject), "weight": "Bolder", "wrap": true},
-                    {"type": "TextBlock", "text": escape(&summary.plain), "wrap": true},
-                ],
-            });
-            self.deliver(target, card).await
-        })
+    async fn deliver(&self, target: &str, card: Value) -> Result<(), SendError> {
+        let Some(url) = self.config.webhooks.get(target) else {
+            return Err(SendError::permanent(format!(
+                "teams: no webhook named {target:?}"
+            )));
+        };
+        let body = json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": card,
+            }],
+        });
+        post_json(self.http.post(url.expose()), &body, "teams webhook")
+            .await
+            .map(|_| ())
     }
 }
 

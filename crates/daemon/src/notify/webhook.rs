@@ -3,8 +3,7 @@
 //! under the endpoint's secret, of `<X-Signature-Timestamp>.<body>`; receivers refuse a
 //! timestamp more than 5 minutes old (replays).
 
-use super::{post_json, Notifier, Post, SendError, Sent, Summary};
-use futures_util::future::BoxFuture;
+use super::{post_json, JsonHook, Post, SendError, Summary};
 use hmac::{Hmac, KeyInit, Mac};
 use pipeline_responder_core::config::WebhookConfig;
 use serde_json::{json, Value};
@@ -17,25 +16,6 @@ pub const SCHEMA: &str = "pipeline-responder.notification.v1";
 pub struct Webhook {
     pub config: WebhookConfig,
     pub http: reqwest::Client,
-}
-
-impl Webhook {
-    async fn deliver(&self, target: &str, body: Value) -> Result<(), SendError> {
-        let Some(endpoint) = self.config.endpoints.get(target) else {
-            return Err(SendError::permanent(format!(
-                "webhook: no endpoint named {target:?}"
-            )));
-        };
-        let text = body.to_string();
-        let timestamp = chrono::Utc::now().timestamp().to_string();
-        let signature = sign(endpoint.secret.expose(), &timestamp, text.as_bytes());
-        let request = self
-            .http
-            .post(endpoint.url.expose())
-            .header("X-Signature-Timestamp", timestamp)
-            .header("X-Signature-256", signature);
-        post_json(request, &body, "webhook").await.map(|_| ())
-    }
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
@@ -81,33 +61,37 @@ pub fn body(post: &Post<'_>) -> Value {
     })
 }
 
-impl Notifier for Webhook {
-    fn kind(&self) -> &'static str {
-        "webhook"
+impl JsonHook for Webhook {
+    const KIND: &'static str = "webhook";
+
+    fn post_body(&self, post: &Post<'_>) -> Value {
+        body(post)
     }
 
-    fn send<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Sent, SendError>> {
-        Box::pin(async move {
-            self.deliver(post.target, body(&post))
-                .await
-                .map(|_| Sent::default())
+    fn summary_body(&self, summary: &Summary) -> Value {
+        json!({
+            "schema": SCHEMA,
+            "notification": "storm_summary",
+            "subject": summary.subject,
+            "text": summary.plain,
+            "grouped": summary.grouped,
         })
     }
 
-    fn send_summary<'a>(
-        &'a self,
-        target: &'a str,
-        summary: &'a Summary,
-    ) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(async move {
-            let body = json!({
-                "schema": SCHEMA,
-                "notification": "storm_summary",
-                "subject": summary.subject,
-                "text": summary.plain,
-                "grouped": summary.grouped,
-            });
-            self.deliver(target, body).await
-        })
+    async fn deliver(&self, target: &str, body: Value) -> Result<(), SendError> {
+        let Some(endpoint) = self.config.endpoints.get(target) else {
+            return Err(SendError::permanent(format!(
+                "webhook: no endpoint named {target:?}"
+            )));
+        };
+        let text = body.to_string();
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let signature = sign(endpoint.secret.expose(), &timestamp, text.as_bytes());
+        let request = self
+            .http
+            .post(endpoint.url.expose())
+            .header("X-Signature-Timestamp", timestamp)
+            .header("X-Signature-256", signature);
+        post_json(request, &body, "webhook").await.map(|_| ())
     }
 }
