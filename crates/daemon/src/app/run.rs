@@ -4,7 +4,6 @@
 
 use crate::app::supervise::supervise;
 use crate::notify::outbox::OutboxWorker;
-use crate::notify::slack::Slack;
 use crate::pipeline::diagnose::Diagnoser;
 use crate::pipeline::escalate::{system_clock, Escalator};
 use crate::pipeline::ingest::Ingest;
@@ -67,10 +66,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(diagnoser),
         diagnostics_tasks.clone(),
     );
+    let notifiers = crate::notify::registry::Notifiers::from_config(&config, &http, &sdk);
     let outbox = OutboxWorker {
         config: Arc::clone(&config),
         store: store.clone(),
-        notifiers: crate::notify::registry::Notifiers::from_config(&config, &http, &sdk),
+        notifiers: notifiers.clone(),
         dry_run: config.daemon.dry_run,
         wakeups: wakeups.clone(),
         storm: Arc::new(std::sync::Mutex::new(
@@ -153,13 +153,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             move || crate::store::retention::run(store.clone(), days, stop.clone()),
         ));
     }
-    match (&config.notifiers.slack, config.digest.enabled) {
-        (Some(slack), true) => {
+    match (notifiers.get("slack").is_some(), config.digest.enabled) {
+        (true, true) => {
             let digest = crate::pipeline::digest::DigestTask {
                 config: Arc::clone(&config),
                 store: store.clone(),
                 aws: Diagnostics::new(&sdk),
-                slack: Slack::new(slack.clone(), http.clone()),
+                notifiers: notifiers.clone(),
             };
             let stop = sources_stop.clone();
             tracker.spawn(supervise(
@@ -169,7 +169,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 move || digest.clone().run(stop.clone()),
             ));
         }
-        (None, true) => {
+        (false, true) => {
             tracing::info!("Digest enabled but Slack is not configured; no digest is posted")
         }
         _ => {}

@@ -23,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Give up on a notification after this many attempts (~25 minutes of retries).
 const MAX_ATTEMPTS: u32 = 30;
-/// Longest pause between two attempts.
-const MAX_BACKOFF_SECS: u64 = 60;
 
 /// Drains the outbox.
 #[derive(Debug, Clone)]
@@ -323,12 +321,7 @@ impl OutboxWorker {
         let attempts = item.attempts + 1;
         let give_up = error.permanent || attempts >= MAX_ATTEMPTS;
         count(item, if give_up { "given_up" } else { "failed" }, 1);
-        let backoff = error
-            .retry_after
-            .unwrap_or_else(|| {
-                Duration::from_secs(2u64.saturating_pow(attempts.min(6)).min(MAX_BACKOFF_SECS))
-            })
-            .min(super::MAX_RETRY_AFTER);
+        let backoff = super::backoff(attempts, &error);
         let retry_at = (!give_up).then(|| {
             let now = Utc::now();
             ChronoDuration::from_std(backoff)

@@ -1,11 +1,13 @@
 //! The weekly digest (runbook "Weekly Maintenance"): on the configured schedule, per environment
 //! the success rate, rollbacks, incidents by type, MTTA/MTTR, alarms that flapped and executions
-//! stuck or very old, posted to Slack. One post per period across replicas and restarts (a
+//! stuck or very old, posted to Slack through its notifier (the outbox's retry rule, like storm
+//! summaries). One post per period across replicas and restarts (a
 //! claim in the store decides); a digest missed while the daemon was down is posted when it
 //! comes back, if that is within [`CATCH_UP`].
 
 use crate::metrics::metrics;
-use crate::notify::slack::Slack;
+use crate::notify::registry::Notifiers;
+use crate::notify::{backoff, Summary};
 use crate::pipeline::digest_schedule::{last_run, next_run, period_key};
 use crate::pipeline::figures;
 use crate::store::Store;
@@ -74,7 +76,8 @@ pub struct DigestTask {
     pub config: Arc<Config>,
     pub store: Store,
     pub aws: Diagnostics,
-    pub slack: Slack,
+    /// The configured notifiers; the digest goes to the `slack` one.
+    pub notifiers: Notifiers,
 }
 
 impl std::fmt::Debug for DigestTask {
@@ -135,24 +138,30 @@ impl DigestTask {
         };
         let mut problems = Vec::new();
         let posts = compose(&self.config, &self.aws, &incidents, window, &mut problems).await;
+        let Some(slack) = self.notifiers.get("slack") else {
+            tracing::info!(period = %key, "Digest: Slack is not configured; nothing posted");
+            return true;
+        };
         for (channel, text) in posts {
-            let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text.chars().take(2900).collect::<String>()}}]);
+            let digest = Summary {
+                subject: format!("Digest {key}"),
+                plain: text.clone(),
+                slack: text,
+                grouped: 0,
+            };
             // A digest is one post a week: worth a few retries (Slack rate limits, a blip).
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match self.slack.post(&channel, &text, &blocks, None).await {
-                    Ok(_) => {
+                match slack.send_summary(&channel, &digest).await {
+                    Ok(()) => {
                         metrics().digests.with_label_values(&["posted"]).inc();
                         tracing::info!(period = %key, channel = %channel, "Digest posted");
                         break;
                     }
                     Err(e) if !e.permanent && attempt < POST_ATTEMPTS => {
-                        let pause = e
-                            .retry_after
-                            .unwrap_or(std::time::Duration::from_secs(5 * attempt as u64));
                         tracing::warn!(period = %key, channel = %channel, attempt, error = %e.message, "Digest post failed; retrying");
-                        tokio::time::sleep(pause.min(std::time::Duration::from_secs(60))).await;
+                        tokio::time::sleep(backoff(attempt, &e)).await;
                     }
                     Err(e) => {
                         metrics().digests.with_label_values(&["failed"]).inc();
