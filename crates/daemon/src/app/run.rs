@@ -184,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         wakeups: wakeups.clone(),
         health: Arc::clone(&health),
         scrapes: Arc::default(),
+        deliveries: Arc::default(),
     };
     tracker.spawn(crate::http::serve(api, listener, sources_stop.clone()));
     let outbox_stop = CancellationToken::new();

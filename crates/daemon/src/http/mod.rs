@@ -35,6 +35,8 @@ pub struct Api {
     pub wakeups: crate::wakeups::Wakeups,
     pub health: Arc<crate::app::health::Health>,
     pub scrapes: Arc<crate::metrics::Scrapes>,
+    /// The pagers' webhook deliveries already acted on.
+    pub deliveries: Arc<pager_webhooks::Deliveries>,
 }
 
 /// Body limits: an ack, a resolve or a silence is a few lines of JSON; a Slack interaction is

@@ -82,7 +82,7 @@ async fn handle(api: &Api, pager: &str, read: Result<Option<Inbound>, Refused>) 
         tracing::warn!(pager, incident_key = %inbound.key, "Webhook ignored: older than an hour (a replay?)");
         return Json(json!({"ignored": "older than an hour"})).into_response();
     }
-    if !first_delivery(pager, &inbound.event_id) {
+    if !api.deliveries.first(pager, &inbound.event_id) {
         return Json(json!({"ignored": "already handled"})).into_response();
     }
     let result = match inbound.kind {
@@ -101,7 +101,7 @@ async fn handle(api: &Api, pager: &str, read: Result<Option<Inbound>, Refused>) 
             Json(json!({"ignored": "not an incident of ours"})).into_response()
         }
         Err(e) => {
-            forget(pager, &inbound.event_id);
+            api.deliveries.forget(pager, &inbound.event_id);
             // 5xx: the pager redelivers later.
             refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
@@ -112,30 +112,67 @@ fn refuse(status: StatusCode, why: &str) -> Response {
     (status, Json(json!({"error": why}))).into_response()
 }
 
-/// Delivery ids seen by this process, bounded.
-type Seen = Mutex<(HashSet<String>, VecDeque<String>)>;
-static SEEN: std::sync::LazyLock<Seen> = std::sync::LazyLock::new(Default::default);
-const SEEN_LIMIT: usize = 10_000;
-
-fn first_delivery(pager: &str, id: &str) -> bool {
-    if id.is_empty() {
-        return true;
-    }
-    let id = format!("{pager}/{id}");
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if !seen.0.insert(id.clone()) {
-        return false;
-    }
-    seen.1.push_back(id);
-    if seen.1.len() > SEEN_LIMIT {
-        if let Some(old) = seen.1.pop_front() {
-            seen.0.remove(&old);
-        }
-    }
-    true
+/// Delivery ids this process has acted on, bounded (the oldest are forgotten first): a pager's
+/// redelivery of one it handled is answered "already handled". Kept in the API's state.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
 }
 
-fn forget(pager: &str, id: &str) {
-    let id = format!("{pager}/{id}");
-    SEEN.lock().unwrap_or_else(|p| p.into_inner()).0.remove(&id);
+const SEEN_LIMIT: usize = 10_000;
+
+impl Deliveries {
+    /// Whether `id` of `pager` is new (and now noted). A delivery without an id is always new.
+    fn first(&self, pager: &str, id: &str) -> bool {
+        if id.is_empty() {
+            return true;
+        }
+        let id = format!("{pager}/{id}");
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.0.insert(id.clone()) {
+            return false;
+        }
+        seen.1.push_back(id);
+        if seen.1.len() > SEEN_LIMIT {
+            if let Some(old) = seen.1.pop_front() {
+                seen.0.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Forgets `id` of `pager` (acting on it failed; its redelivery must be acted on).
+    fn forget(&self, pager: &str, id: &str) {
+        let id = format!("{pager}/{id}");
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.0.remove(&id);
+        seen.1.retain(|s| *s != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Deliveries, SEEN_LIMIT};
+
+    #[test]
+    fn a_delivery_is_acted_on_once_until_forgotten_and_the_oldest_go_first() {
+        let d = Deliveries::default();
+        assert!(d.first("pagerduty", "a"));
+        assert!(
+            !d.first("pagerduty", "a"),
+            "a redelivery is already handled"
+        );
+        assert!(d.first("opsgenie", "a"), "ids are per pager");
+        assert!(d.first("pagerduty", "") && d.first("pagerduty", ""));
+        d.forget("pagerduty", "a");
+        assert!(d.first("pagerduty", "a"), "a failed one is acted on again");
+        for i in 0..SEEN_LIMIT {
+            assert!(d.first("pagerduty", &format!("n{i}")));
+        }
+        assert!(
+            d.first("opsgenie", "a"),
+            "the oldest was forgotten past the bound"
+        );
+        assert!(!d.first("pagerduty", &format!("n{}", SEEN_LIMIT - 1)));
+    }
 }
