@@ -12,13 +12,12 @@
 
 use super::render::render;
 use super::{Notifier, Post, SendError};
+use crate::store::testing::execution_event;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use pipeline_responder_core::config::{load_str, Config};
 use pipeline_responder_core::decision::{Channel, Notification, NotificationKind};
-use pipeline_responder_core::event::{
-    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
-};
+use pipeline_responder_core::event::PipelineState;
 use pipeline_responder_core::incident::IncidentsView;
 use pipeline_responder_core::record::Incident;
 use std::sync::{Arc, Mutex};
@@ -76,24 +75,14 @@ name = "production"
 }
 
 fn incident(config: &Config) -> Incident {
-    let event = Event {
-        id: "evt-1".into(),
-        time: chrono::Utc::now(),
-        region: None,
-        account: None,
-        carrier: Carrier::EventBridge,
-        kind: EventKind::PipelineExecution(PipelineExecutionChange {
-            pipeline: "kiro-pipeline-production".into(),
-            execution_id: "e1".into(),
-            state: PipelineState::Failed,
-            start_time: None,
-            trigger_type: None,
-            trigger_detail: None,
-            stop_comments: None,
-            failed_stage: None,
-            failed_actions: vec![],
-        }),
-    };
+    let event = execution_event(
+        "evt-1",
+        "kiro-pipeline-production",
+        "e1",
+        PipelineState::Failed,
+        chrono::Utc::now(),
+        None,
+    );
     let decision = pipeline_responder_core::rules::evaluate(
         config,
         &event,

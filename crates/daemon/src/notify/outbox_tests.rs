@@ -7,14 +7,11 @@ use super::outbox::OutboxWorker;
 use super::registry::Notifiers;
 use super::storm::StormGuard;
 use super::SendError;
-use crate::store::testing::Subject;
-use crate::store::{InputRecord, Silence, Store};
+use crate::store::testing::{decide_and_store, execution_event, Subject};
+use crate::store::{Silence, Store};
 use chrono::{DateTime, TimeZone, Utc};
 use pipeline_responder_core::config::{load_str, Config};
-use pipeline_responder_core::event::{
-    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
-};
-use pipeline_responder_core::rules;
+use pipeline_responder_core::event::PipelineState;
 use std::sync::Arc;
 
 /// Every production failure goes to the `webhook` endpoint `audit` and pages PagerDuty's
@@ -52,32 +49,15 @@ fn t0() -> DateTime<Utc> {
 
 async fn open_failures(store: &Store, config: &Config, n: usize) {
     for i in 0..n {
-        let event = Event {
-            id: format!("evt-{i}"),
-            time: t0(),
-            region: None,
-            account: None,
-            carrier: Carrier::EventBridge,
-            kind: EventKind::PipelineExecution(PipelineExecutionChange {
-                pipeline: "kiro-pipeline-production".into(),
-                execution_id: format!("e{i}"),
-                state: PipelineState::Failed,
-                start_time: Some(t0()),
-                trigger_type: None,
-                trigger_detail: None,
-                stop_comments: None,
-                failed_stage: None,
-                failed_actions: vec![],
-            }),
-        };
-        let view = store.view(t0()).await.unwrap();
-        let decision = rules::evaluate(config, &event, &view, t0());
-        let input = InputRecord {
-            id: event.id.clone(),
-            transition: event.transition_key(),
-            event_time: t0(),
-        };
-        store.apply(input, decision, t0(), None).await.unwrap();
+        let event = execution_event(
+            format!("evt-{i}"),
+            "kiro-pipeline-production",
+            format!("e{i}"),
+            PipelineState::Failed,
+            t0(),
+            Some(t0()),
+        );
+        decide_and_store(store, config, &event, t0()).await;
     }
 }
 

@@ -7,7 +7,9 @@
 //! - **Health**: whether the last write worked. A failing store makes `/readyz` answer 503 with
 //!   the reason, and the SQS consumer holds what it has instead of taking more.
 
-use super::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError};
+use super::{
+    Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError,
+};
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::IncidentsView;
@@ -196,7 +198,7 @@ impl Backend for Boundary {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let by = self.text(by);
@@ -208,7 +210,7 @@ impl Backend for Boundary {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let by = self.text(by);

@@ -211,6 +211,17 @@ pub struct Applied {
     pub queued: usize,
 }
 
+/// The notifications a closing transition (acknowledge, resolve) queues, decided from the
+/// incident as the store reads it for that transition (so a level paged a moment before is
+/// told too, and the incident is read once).
+pub type Closing = Arc<dyn Fn(&Incident) -> Vec<Notification> + Send + Sync>;
+
+/// Notifications that do not depend on the incident (the store tests).
+#[cfg(test)]
+pub fn fixed(notifications: Vec<Notification>) -> Closing {
+    Arc::new(move |_| notifications.clone())
+}
+
 /// What every store does. Both implementations ([`SqliteStore`], [`DynamoStore`]) pass one
 /// conformance suite (`tests.rs`); the daemon holds whichever the configuration names as a
 /// [`Store`]. Every method that changes anything changes it atomically: all of it or none.
@@ -311,7 +322,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
@@ -321,7 +332,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 

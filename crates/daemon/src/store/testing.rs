@@ -2,7 +2,12 @@
 //! DynamoDB store (a fresh table, created from `deploy/`, in a private moto server).
 #![allow(clippy::unwrap_used)]
 
-use super::{DynamoStore, Store};
+use super::{Applied, DynamoStore, InputRecord, Store};
+use chrono::{DateTime, Utc};
+use pipeline_responder_core::config::Config;
+use pipeline_responder_core::event::{
+    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
+};
 use pipeline_responder_e2e::Moto;
 use std::path::PathBuf;
 
@@ -87,3 +92,51 @@ macro_rules! conformance {
     };
 }
 pub(crate) use conformance;
+
+/// An EventBridge pipeline execution state change of `pipeline`'s `execution` to `state` at
+/// `time`, as the tests send it.
+pub fn execution_event(
+    id: impl Into<String>,
+    pipeline: impl Into<String>,
+    execution: impl Into<String>,
+    state: PipelineState,
+    time: DateTime<Utc>,
+    start_time: Option<DateTime<Utc>>,
+) -> Event {
+    Event {
+        id: id.into(),
+        time,
+        region: None,
+        account: None,
+        carrier: Carrier::EventBridge,
+        kind: EventKind::PipelineExecution(PipelineExecutionChange {
+            pipeline: pipeline.into(),
+            execution_id: execution.into(),
+            state,
+            start_time,
+            trigger_type: None,
+            trigger_detail: None,
+            stop_comments: None,
+            failed_stage: None,
+            failed_actions: vec![],
+        }),
+    }
+}
+
+/// Decides `event` at `now` against the store's incidents (the rules' 8-day history) and
+/// stores the decision, as ingest does.
+pub async fn decide_and_store(
+    store: &Store,
+    config: &Config,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Applied {
+    let view = store.view(now - chrono::Duration::days(8)).await.unwrap();
+    let decision = pipeline_responder_core::rules::evaluate(config, event, &view, now);
+    let input = InputRecord {
+        id: event.id.clone(),
+        transition: event.transition_key(),
+        event_time: event.time,
+    };
+    store.apply(input, decision, now, None).await.unwrap()
+}

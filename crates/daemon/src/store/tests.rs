@@ -4,14 +4,12 @@
 //! one-off job claims.
 #![allow(clippy::unwrap_used)]
 
-use super::testing::{conformance, Subject};
+use super::testing::{conformance, decide_and_store, execution_event, Subject};
 use super::*;
 use chrono::TimeZone;
 use pipeline_responder_core::config::load_str;
 use pipeline_responder_core::decision::{Channel, NotificationKind};
-use pipeline_responder_core::event::{
-    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
-};
+use pipeline_responder_core::event::{Event, EventKind, PipelineState};
 use pipeline_responder_core::incident::IncidentStatus;
 use pipeline_responder_core::record::TimelineKind;
 use pipeline_responder_core::rules::evaluate;
@@ -34,24 +32,14 @@ fn at(minute: u32) -> DateTime<Utc> {
 }
 
 fn failed(env: &str, exec: &str, minute: u32) -> Event {
-    Event {
-        id: format!("evt-{env}-{exec}-{minute}"),
-        time: at(minute),
-        region: None,
-        account: None,
-        carrier: Carrier::EventBridge,
-        kind: EventKind::PipelineExecution(PipelineExecutionChange {
-            pipeline: format!("kiro-pipeline-{env}"),
-            execution_id: exec.into(),
-            state: PipelineState::Failed,
-            start_time: Some(at(0)),
-            trigger_type: None,
-            trigger_detail: None,
-            stop_comments: None,
-            failed_stage: None,
-            failed_actions: vec![],
-        }),
-    }
+    execution_event(
+        format!("evt-{env}-{exec}-{minute}"),
+        format!("kiro-pipeline-{env}"),
+        exec,
+        PipelineState::Failed,
+        at(minute),
+        Some(at(0)),
+    )
 }
 
 fn input(event: &Event) -> InputRecord {
@@ -64,12 +52,7 @@ fn input(event: &Event) -> InputRecord {
 
 async fn decide_and_apply(store: &Store, event: &Event, now: DateTime<Utc>) -> Applied {
     let config = load_str(CONFIG, &|_| None).unwrap();
-    let view = store.view(now - chrono::Duration::days(8)).await.unwrap();
-    let decision = evaluate(&config, event, &view, now);
-    store
-        .apply(input(event), decision, now, None)
-        .await
-        .unwrap()
+    decide_and_store(store, &config, event, now).await
 }
 
 conformance!(
@@ -299,15 +282,18 @@ async fn acknowledge_and_resolve_happen_once(s: Subject) {
     let store = &s.store;
     decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
     assert!(!store
-        .acknowledge("no/such/key", "alice", vec![], at(2))
+        .acknowledge("no/such/key", "alice", crate::store::fixed(vec![]), at(2))
         .await
         .unwrap());
     assert!(store
-        .acknowledge(KEY, "alice", vec![], at(2))
+        .acknowledge(KEY, "alice", crate::store::fixed(vec![]), at(2))
         .await
         .unwrap());
     assert!(
-        !store.acknowledge(KEY, "bob", vec![], at(3)).await.unwrap(),
+        !store
+            .acknowledge(KEY, "bob", crate::store::fixed(vec![]), at(3))
+            .await
+            .unwrap(),
         "already acknowledged"
     );
     let (incident, _) = store.incident(KEY).await.unwrap().unwrap();
@@ -318,10 +304,13 @@ async fn acknowledge_and_resolve_happen_once(s: Subject) {
         .notification
         .clone();
     assert!(store
-        .resolve(KEY, "alice", vec![resolved], at(4))
+        .resolve(KEY, "alice", crate::store::fixed(vec![resolved]), at(4))
         .await
         .unwrap());
-    assert!(!store.resolve(KEY, "bob", vec![], at(5)).await.unwrap());
+    assert!(!store
+        .resolve(KEY, "bob", crate::store::fixed(vec![]), at(5))
+        .await
+        .unwrap());
     assert_eq!(store.outbox_pending(100).await.unwrap().len(), before + 1);
     assert_eq!(store.pending_deadlines().await.unwrap(), 0);
     let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
@@ -367,14 +356,19 @@ async fn the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_chang
         DYNAMODB_MAX_TIMERS as i64
     );
     assert!(store
-        .acknowledge(KEY, "alice", vec![], at(2))
+        .acknowledge(KEY, "alice", crate::store::fixed(vec![]), at(2))
         .await
         .unwrap());
     let note = store.outbox_pending(1).await.unwrap()[0]
         .notification
         .clone();
     assert!(store
-        .resolve(KEY, "alice", vec![note.clone(), note], at(3))
+        .resolve(
+            KEY,
+            "alice",
+            crate::store::fixed(vec![note.clone(), note]),
+            at(3)
+        )
         .await
         .unwrap());
     assert_eq!(store.pending_deadlines().await.unwrap(), 0);
@@ -411,7 +405,7 @@ async fn the_incident_list_pages_newest_first_without_gaps_or_repeats(s: Subject
     assert_eq!(Cursor::decode("zz"), None);
     assert_eq!(Cursor::decode("abc"), None);
     assert!(store
-        .resolve(&seen[0].key, "alice", vec![], at(6))
+        .resolve(&seen[0].key, "alice", crate::store::fixed(vec![]), at(6))
         .await
         .unwrap());
     assert_eq!(store.incidents_page(true, 10, None).await.unwrap().len(), 4);
@@ -427,7 +421,7 @@ async fn seed_for_retention(store: &Store) -> Event {
         store.outbox_sent(&item, at(2), None).await.unwrap();
     }
     assert!(store
-        .resolve(RETAINED_OLD, "alice", vec![], at(3))
+        .resolve(RETAINED_OLD, "alice", crate::store::fixed(vec![]), at(3))
         .await
         .unwrap());
     decide_and_apply(store, &failed("staging", "owed", 1), at(1)).await;
@@ -435,7 +429,12 @@ async fn seed_for_retention(store: &Store) -> Event {
         .notification
         .clone();
     assert!(store
-        .resolve(RETAINED_OWED, "alice", vec![note], at(3))
+        .resolve(
+            RETAINED_OWED,
+            "alice",
+            crate::store::fixed(vec![note]),
+            at(3)
+        )
         .await
         .unwrap());
     decide_and_apply(store, &failed("production", "open", 1), at(1)).await;

@@ -3,14 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::store::testing::{conformance, Subject};
-use crate::store::InputRecord;
+use crate::store::testing::{conformance, decide_and_store, execution_event, Subject};
 use chrono::TimeZone;
 use pipeline_responder_core::config::load_str;
 use pipeline_responder_core::decision::NotificationKind;
-use pipeline_responder_core::event::{
-    Carrier, Event, EventKind, PipelineExecutionChange, PipelineState,
-};
+use pipeline_responder_core::event::PipelineState;
 
 /// A short policy: L2 three seconds after a failure opens.
 const CONFIG: &str = r#"
@@ -58,32 +55,15 @@ conformance!(
 );
 
 async fn open_failure(store: &Store, config: &Config) {
-    let event = Event {
-        id: "evt-1".into(),
-        time: t0(),
-        region: None,
-        account: None,
-        carrier: Carrier::EventBridge,
-        kind: EventKind::PipelineExecution(PipelineExecutionChange {
-            pipeline: "kiro-pipeline-production".into(),
-            execution_id: "e1".into(),
-            state: PipelineState::Failed,
-            start_time: Some(t0()),
-            trigger_type: None,
-            trigger_detail: None,
-            stop_comments: None,
-            failed_stage: None,
-            failed_actions: vec![],
-        }),
-    };
-    let view = store.view(t0()).await.unwrap();
-    let decision = rules::evaluate(config, &event, &view, t0());
-    let input = InputRecord {
-        id: event.id.clone(),
-        transition: event.transition_key(),
-        event_time: t0(),
-    };
-    store.apply(input, decision, t0(), None).await.unwrap();
+    let event = execution_event(
+        "evt-1",
+        "kiro-pipeline-production",
+        "e1",
+        PipelineState::Failed,
+        t0(),
+        Some(t0()),
+    );
+    decide_and_store(store, config, &event, t0()).await;
 }
 
 /// Escalation posts queued so far, as (level mention) per post.
@@ -148,7 +128,7 @@ async fn an_ack_before_the_deadline_stops_later_levels(s: Subject) {
     let store = s.store.clone();
     open_failure(&store, &config).await;
     assert!(store
-        .acknowledge(KEY, "alice", vec![], at(2))
+        .acknowledge(KEY, "alice", crate::store::fixed(vec![]), at(2))
         .await
         .unwrap());
     assert_eq!(escalator(&store, &config, fixed(at(10))).tick().await, 0);
@@ -228,32 +208,15 @@ async fn a_resolve_stops_all_levels(s: Subject) {
     let config = load_str(CONFIG, &|_| None).unwrap();
     let store = s.store.clone();
     open_failure(&store, &config).await;
-    let success = Event {
-        id: "evt-2".into(),
-        time: at(1),
-        region: None,
-        account: None,
-        carrier: Carrier::EventBridge,
-        kind: EventKind::PipelineExecution(PipelineExecutionChange {
-            pipeline: "kiro-pipeline-production".into(),
-            execution_id: "e2".into(),
-            state: PipelineState::Succeeded,
-            start_time: Some(at(1)),
-            trigger_type: None,
-            trigger_detail: None,
-            stop_comments: None,
-            failed_stage: None,
-            failed_actions: vec![],
-        }),
-    };
-    let view = store.view(t0()).await.unwrap();
-    let decision = rules::evaluate(&config, &success, &view, at(1));
-    let input = InputRecord {
-        id: success.id.clone(),
-        transition: success.transition_key(),
-        event_time: at(1),
-    };
-    store.apply(input, decision, at(1), None).await.unwrap();
+    let success = execution_event(
+        "evt-2",
+        "kiro-pipeline-production",
+        "e2",
+        PipelineState::Succeeded,
+        at(1),
+        Some(at(1)),
+    );
+    decide_and_store(&store, &config, &success, at(1)).await;
     assert_eq!(escalator(&store, &config, fixed(at(60))).tick().await, 0);
     assert!(escalations(&store).await.is_empty());
     assert_eq!(store.pending_deadlines().await.unwrap(), 0);

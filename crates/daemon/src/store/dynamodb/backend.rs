@@ -10,7 +10,9 @@ use super::{
     RESOLVED, VIEW_MARGIN_MS,
 };
 use crate::store::plan::{self};
-use crate::store::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence};
+use crate::store::{
+    Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
+};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
@@ -302,7 +304,7 @@ impl Backend for DynamoStore {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let what = format!("acknowledgement of {key}");
@@ -317,7 +319,7 @@ impl Backend for DynamoStore {
                 self.put_incident(&incident, Some(version))?,
                 self.put_timeline(key, &entry)?,
             ];
-            for n in &notifications {
+            for n in &notifications(&incident) {
                 writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
             }
             Ok(match self.transact(writes).await? {
@@ -332,7 +334,7 @@ impl Backend for DynamoStore {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let what = format!("resolution of {key}");
@@ -350,7 +352,7 @@ impl Backend for DynamoStore {
             for item in self.pending_deadline_items(key).await? {
                 writes.push(self.settle_deadline(&item, "cancelled")?);
             }
-            for n in &notifications {
+            for n in &notifications(&incident) {
                 writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
             }
             Ok(match self.transact(writes).await? {

@@ -6,7 +6,9 @@ use super::rows::{
 };
 use super::{SqliteStore, Views};
 use crate::store::plan;
-use crate::store::{Applied, Backend, DueDeadline, InputRecord, OutboxItem, Result, Silence};
+use crate::store::{
+    Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
+};
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
@@ -360,7 +362,7 @@ impl Backend for SqliteStore {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (key, by) = (key.to_string(), by.to_string());
@@ -374,7 +376,7 @@ impl Backend for SqliteStore {
             };
             save(&tx, &incident)?;
             timeline(&tx, &key, &entry)?;
-            for n in &notifications {
+            for n in &notifications(&incident) {
                 queue(&tx, &key, n, Some(&entry.text), now, now)?;
             }
             tx.commit()?;
@@ -387,7 +389,7 @@ impl Backend for SqliteStore {
         &self,
         key: &str,
         by: &str,
-        notifications: Vec<Notification>,
+        notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (key, by) = (key.to_string(), by.to_string());
@@ -402,7 +404,7 @@ impl Backend for SqliteStore {
             save(&tx, &incident)?;
             cancel_deadlines(&tx, &key)?;
             timeline(&tx, &key, &entry)?;
-            for n in &notifications {
+            for n in &notifications(&incident) {
                 queue(&tx, &key, n, Some(&entry.text), now, now)?;
             }
             tx.commit()?;
