@@ -22,6 +22,7 @@ macro_rules! errln {
 
 mod app;
 mod cli;
+mod health;
 mod http;
 mod metrics;
 mod notify;

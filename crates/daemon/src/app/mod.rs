@@ -1,7 +1,6 @@
 //! The composition root: builds every part from the configuration, runs them under supervision
-//! until a shutdown signal (`run`), and the health the probes report (`health`).
+//! until a shutdown signal (`run`). Nothing but `main`/`cli` depends on it.
 
-pub mod health;
 pub mod run;
 pub mod supervise;
 

@@ -81,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
     };
 
-    let health = Arc::new(crate::app::health::Health::new(
+    let health = Arc::new(crate::health::Health::new(
         config.sources.sqs.is_some(),
     ));
     crate::metrics::init(store.kind(), &config);

@@ -33,7 +33,7 @@ pub struct Api {
     pub store: Store,
     pub ingest: Ingest,
     pub wakeups: crate::wakeups::Wakeups,
-    pub health: Arc<crate::app::health::Health>,
+    pub health: Arc<crate::health::Health>,
     pub scrapes: Arc<crate::metrics::Scrapes>,
     /// The pagers' webhook deliveries already acted on.
     pub deliveries: Arc<pager_webhooks::Deliveries>,

@@ -4,7 +4,7 @@
 //! hand (its visibility extended, so its receive count does not grow towards the DLQ), receives
 //! nothing new, and retries it with backoff until the store takes it; `/readyz` says why.
 
-use crate::app::health::{Health, SourceState};
+use crate::health::{Health, SourceState};
 use crate::pipeline::ingest::{HandleError, Handled, Ingest};
 use chrono::Utc;
 use pipeline_responder_aws::sqs::{Received, SqsQueue};
