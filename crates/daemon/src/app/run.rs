@@ -81,9 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
     };
 
-    let health = Arc::new(crate::health::Health::new(
-        config.sources.sqs.is_some(),
-    ));
+    let health = Arc::new(crate::health::Health::new(config.sources.sqs.is_some()));
     crate::metrics::init(store.kind(), &config);
     let shutdown = CancellationToken::new();
     let sources_stop = shutdown.child_token();

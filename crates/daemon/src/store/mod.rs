@@ -216,6 +216,36 @@ pub struct Applied {
 /// told too, and the incident is read once).
 pub type Closing = Arc<dyn Fn(&Incident) -> Vec<Notification> + Send + Sync>;
 
+/// A closing transition by hand, as both backends write it: an acknowledgement (escalation
+/// "until acknowledged" stops) or a resolution (pending deadlines are cancelled too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    Acknowledge,
+    Resolve,
+}
+
+impl Close {
+    /// The transition on `incident`; none when it is already done.
+    pub(crate) fn apply(
+        self,
+        incident: &mut Incident,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Option<TimelineEntry> {
+        match self {
+            Close::Acknowledge => incident.acknowledge(by, now),
+            Close::Resolve => incident.resolve_by(by, now),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Close::Acknowledge => "acknowledgement",
+            Close::Resolve => "resolution",
+        }
+    }
+}
+
 /// Notifications that do not depend on the incident (the store tests).
 #[cfg(test)]
 pub fn fixed(notifications: Vec<Notification>) -> Closing {

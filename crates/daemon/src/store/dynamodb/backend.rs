@@ -11,7 +11,7 @@ use super::{
 };
 use crate::store::plan::{self};
 use crate::store::{
-    Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
+    Applied, Backend, Close, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
 };
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use chrono::{DateTime, Utc};
@@ -307,27 +307,8 @@ impl Backend for DynamoStore {
         notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let what = format!("acknowledgement of {key}");
-        self.retrying(&what, || async {
-            let Some((mut incident, version)) = self.load(key).await? else {
-                return Ok(Some(false));
-            };
-            let Some(entry) = incident.acknowledge(by, now) else {
-                return Ok(Some(false));
-            };
-            let mut writes = vec![
-                self.put_incident(&incident, Some(version))?,
-                self.put_timeline(key, &entry)?,
-            ];
-            for n in &notifications(&incident) {
-                writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
-            }
-            Ok(match self.transact(writes).await? {
-                Outcome::Written => Some(true),
-                Outcome::Cancelled(_) => None,
-            })
-        })
-        .await
+        self.close(Close::Acknowledge, key, by, notifications, now)
+            .await
     }
 
     async fn resolve(
@@ -337,30 +318,8 @@ impl Backend for DynamoStore {
         notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let what = format!("resolution of {key}");
-        self.retrying(&what, || async {
-            let Some((mut incident, version)) = self.load(key).await? else {
-                return Ok(Some(false));
-            };
-            let Some(entry) = incident.resolve_by(by, now) else {
-                return Ok(Some(false));
-            };
-            let mut writes = vec![
-                self.put_incident(&incident, Some(version))?,
-                self.put_timeline(key, &entry)?,
-            ];
-            for item in self.pending_deadline_items(key).await? {
-                writes.push(self.settle_deadline(&item, "cancelled")?);
-            }
-            for n in &notifications(&incident) {
-                writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
-            }
-            Ok(match self.transact(writes).await? {
-                Outcome::Written => Some(true),
-                Outcome::Cancelled(_) => None,
-            })
-        })
-        .await
+        self.close(Close::Resolve, key, by, notifications, now)
+            .await
     }
 
     async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
@@ -597,5 +556,44 @@ impl Backend for DynamoStore {
             text(&item, "channel")?.to_string(),
             text(&item, "ts")?.to_string(),
         )))
+    }
+}
+
+impl DynamoStore {
+    /// An acknowledgement or resolution by hand, conditioned on the version read.
+    async fn close(
+        &self,
+        close: Close,
+        key: &str,
+        by: &str,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let what = format!("{} of {key}", close.what());
+        self.retrying(&what, || async {
+            let Some((mut incident, version)) = self.load(key).await? else {
+                return Ok(Some(false));
+            };
+            let Some(entry) = close.apply(&mut incident, by, now) else {
+                return Ok(Some(false));
+            };
+            let mut writes = vec![
+                self.put_incident(&incident, Some(version))?,
+                self.put_timeline(key, &entry)?,
+            ];
+            if close == Close::Resolve {
+                for item in self.pending_deadline_items(key).await? {
+                    writes.push(self.settle_deadline(&item, "cancelled")?);
+                }
+            }
+            for n in &notifications(&incident) {
+                writes.push(self.put_outbox(key, n, Some(&entry.text), now, now)?);
+            }
+            Ok(match self.transact(writes).await? {
+                Outcome::Written => Some(true),
+                Outcome::Cancelled(_) => None,
+            })
+        })
+        .await
     }
 }

@@ -7,7 +7,7 @@ use super::rows::{
 use super::{SqliteStore, Views};
 use crate::store::plan;
 use crate::store::{
-    Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
+    Applied, Backend, Close, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
 };
 use chrono::{DateTime, Utc};
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
@@ -365,24 +365,8 @@ impl Backend for SqliteStore {
         notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let (key, by) = (key.to_string(), by.to_string());
-        self.with(move |conn| {
-            let tx = write(conn)?;
-            let Some(mut incident) = load(&tx, &key)? else {
-                return Ok(false);
-            };
-            let Some(entry) = incident.acknowledge(&by, now) else {
-                return Ok(false);
-            };
-            save(&tx, &incident)?;
-            timeline(&tx, &key, &entry)?;
-            for n in &notifications(&incident) {
-                queue(&tx, &key, n, Some(&entry.text), now, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
+        self.close(Close::Acknowledge, key, by, notifications, now)
+            .await
     }
 
     async fn resolve(
@@ -392,25 +376,8 @@ impl Backend for SqliteStore {
         notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let (key, by) = (key.to_string(), by.to_string());
-        self.with(move |conn| {
-            let tx = write(conn)?;
-            let Some(mut incident) = load(&tx, &key)? else {
-                return Ok(false);
-            };
-            let Some(entry) = incident.resolve_by(&by, now) else {
-                return Ok(false);
-            };
-            save(&tx, &incident)?;
-            cancel_deadlines(&tx, &key)?;
-            timeline(&tx, &key, &entry)?;
-            for n in &notifications(&incident) {
-                queue(&tx, &key, n, Some(&entry.text), now, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
+        self.close(Close::Resolve, key, by, notifications, now)
+            .await
     }
 
     async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
@@ -716,6 +683,40 @@ impl Backend for SqliteStore {
                 .prepare_cached("SELECT channel, ts FROM threads WHERE key = ?1")?
                 .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// An acknowledgement or resolution by hand, in one transaction.
+    async fn close(
+        &self,
+        close: Close,
+        key: &str,
+        by: &str,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.with(move |conn| {
+            let tx = write(conn)?;
+            let Some(mut incident) = load(&tx, &key)? else {
+                return Ok(false);
+            };
+            let Some(entry) = close.apply(&mut incident, &by, now) else {
+                return Ok(false);
+            };
+            save(&tx, &incident)?;
+            if close == Close::Resolve {
+                cancel_deadlines(&tx, &key)?;
+            }
+            timeline(&tx, &key, &entry)?;
+            for n in &notifications(&incident) {
+                queue(&tx, &key, n, Some(&entry.text), now, now)?;
+            }
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
