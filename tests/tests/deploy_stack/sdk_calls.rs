@@ -365,6 +365,9 @@ pub(super) fn code_actions() -> (BTreeMap<String, String>, BTreeMap<String, Stri
         rust_files(&root().join("crates").join(krate).join("src"), &mut files);
     }
     let (mut daemon, mut operator) = (BTreeMap::new(), BTreeMap::new());
+    // A folder module (a `mod.rs` beside its files) is read as one unit: its struct and client
+    // field are declared in one file and called in the others.
+    let mut units: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
         let relative = path.strip_prefix(root()).unwrap().display().to_string();
         let mut code = without_test_items(normalize(&std::fs::read_to_string(&path).unwrap()));
@@ -391,9 +394,20 @@ pub(super) fn code_actions() -> (BTreeMap<String, String>, BTreeMap<String, Stri
             }
             code.replace_range(at..end, "");
         }
-        for (krate, method) in sdk_calls(&code) {
-            for action in iam_actions(&krate, &method, &code) {
-                daemon.insert(action, format!("{relative} ({method})"));
+        let dir = path.parent().unwrap();
+        let unit = if dir.join("mod.rs").exists() && !dir.ends_with("src") {
+            dir.strip_prefix(root()).unwrap().display().to_string() + "/"
+        } else {
+            relative
+        };
+        let text = units.entry(unit).or_default();
+        text.push_str(&code);
+        text.push('\n');
+    }
+    for (unit, code) in &units {
+        for (krate, method) in sdk_calls(code) {
+            for action in iam_actions(&krate, &method, code) {
+                daemon.insert(action, format!("{unit} ({method})"));
             }
         }
     }
