@@ -579,8 +579,10 @@ fn execution_role_reads_only_the_configured_secrets() {
             {"Ref": "ApiTokenSecretArn"},
             optional("HasPagerDuty", "PagerDutySecretArn"),
             optional("HasOpsgenie", "OpsgenieSecretArn"),
+            optional("HasTeams", "TeamsSecretArn"),
+            optional("HasWebhook", "WebhookSecretArn"),
         ]),
-        "GetSecretValue on the daemon's secrets only (the pagers' when given)"
+        "GetSecretValue on the daemon's secrets only (the notifiers' when given)"
     );
     // Every container secret comes from one the role may read, under the same condition.
     let container = &resource(&template, "TaskDefinition")["Properties"]["ContainerDefinitions"][0];
@@ -600,6 +602,8 @@ fn execution_role_reads_only_the_configured_secrets() {
             .any(|p| entry["ValueFrom"] == json!({"Ref": p})),
             Some("HasPagerDuty") => from.contains("${PagerDutySecretArn}:"),
             Some("HasOpsgenie") => from.contains("${OpsgenieSecretArn}:"),
+            Some("HasTeams") => from.contains("${TeamsSecretArn}:"),
+            Some("HasWebhook") => from.contains("${WebhookSecretArn}:"),
             Some(other) => panic!("unexpected condition {other}"),
         };
         assert!(readable, "{secret} is not a secret the role may read");
