@@ -395,7 +395,7 @@ pub(super) fn code_actions() -> (BTreeMap<String, String>, BTreeMap<String, Stri
             code.replace_range(at..end, "");
         }
         let dir = path.parent().unwrap();
-        let unit = if dir.join("mod.rs").exists() && !dir.ends_with("src") {
+        let unit = if dir.join("mod.rs").exists() {
             dir.strip_prefix(root()).unwrap().display().to_string() + "/"
         } else {
             relative

@@ -4,7 +4,7 @@ use super::codec::{
     incident_pk, item_key, json, millis, n, next_id, num, outbox_key, readable, s, str_attr, text,
     to_json,
 };
-use super::table::{build_error, sdk, Outcome};
+use super::table::{build_error, conditional, sdk, Outcome};
 use super::{
     DynamoStore, ACTIVE, DEADLINE_PENDING, MAX_TRANSACTION_ITEMS, OUTBOX_PENDING, PRUNE_BATCH,
     RESOLVED, VIEW_MARGIN_MS,
@@ -171,16 +171,7 @@ impl Backend for DynamoStore {
             .expression_attribute_values(":pending", s("pending"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk("UpdateItem", e)),
-        }
+        conditional("UpdateItem", result)
     }
 
     async fn outbox_sent(
@@ -202,14 +193,8 @@ impl Backend for DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
-            if let Err(e) = put {
-                if !e
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    return Err(sdk("PutItem", e));
-                }
-            }
+            // Already recorded (a retried send): the first thread stays.
+            conditional("PutItem", put)?;
         }
         let writes = vec![
             self.settle_outbox((item.id, &item.key), "sent", now, true, None)?,
@@ -444,16 +429,7 @@ impl Backend for DynamoStore {
             .expression_attribute_values(":data", s(to_json(&ended)?))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk("UpdateItem", e)),
-        }
+        conditional("UpdateItem", result)
     }
 
     async fn outbox_silenced(
@@ -536,16 +512,7 @@ impl Backend for DynamoStore {
             .expression_attribute_values(":now", n(now.timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk("PutItem", e)),
-        }
+        conditional("PutItem", result)
     }
 
     async fn thread(&self, key: &str) -> Result<Option<(String, String)>> {

@@ -3,7 +3,7 @@
 use super::codec::{incident_pk, json, num, s};
 use super::{DynamoStore, Item, INDEX, MAX_TRANSACTION_ITEMS, TABLE_DEFINITION};
 use crate::store::{Result, StoreError};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -225,6 +225,27 @@ where
     StoreError::Dynamo {
         operation,
         message: DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// A conditional write's answer: written (true), its condition failed (false), or an error.
+pub(super) fn conditional<T, E, R>(
+    operation: &'static str,
+    result: std::result::Result<T, SdkError<E, R>>,
+) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(sdk(operation, e)),
     }
 }
 
