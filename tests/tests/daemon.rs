@@ -1134,10 +1134,14 @@ max_incidents = 100
         slack
             .accepted()
             .iter()
-            .filter(|p| {
-                p.text()
-                    .is_some_and(|t| t.contains("Escalated to L1") || t.contains("Reminder"))
-            })
+            .filter(|p| p.text().is_some_and(|t| t.contains("⏰ Approval waiting")))
+            .count()
+    };
+    let escalated = || {
+        slack
+            .accepted()
+            .iter()
+            .filter(|p| p.text().is_some_and(|t| t.contains("Escalated")))
             .count()
     };
     // First at 2 s, then every 2 s, two repeats: three in all.
@@ -1148,6 +1152,11 @@ max_incidents = 100
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(reminders(), 3, "no more than the schedule says");
+    assert_eq!(
+        escalated(),
+        0,
+        "an approval has no ack target to escalate past"
+    );
     send_body(&moto, &queues.url, &approval("SUCCEEDED", "evt-approval-2")).await;
     assert!(
         eventually(Duration::from_secs(10), || async {

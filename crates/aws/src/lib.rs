@@ -4,6 +4,7 @@
 pub mod diagnostics;
 pub mod error;
 pub mod metrics;
+pub mod remediation;
 pub mod sns;
 pub mod sqs;
 

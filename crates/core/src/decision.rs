@@ -139,6 +139,10 @@ pub struct IncidentUpdate {
     /// The security scan reported CRITICAL findings (enables the "critical_findings" steps).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub critical_findings: bool,
+    /// The failure looks transient (AWS throttling, a timeout, a known-flaky cause): a retry of
+    /// the failed stage is offered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
     /// Post the new facts to the incident's thread.
     pub notify: bool,
 }

@@ -83,6 +83,11 @@ impl RootCauseClass {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == name)
     }
+
+    /// A failure a retry may get past (throttling, a timeout).
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::AwsThrottling | Self::Timeout)
+    }
 }
 
 /// The state of a rollback, from the deployment record, alarms and health check.

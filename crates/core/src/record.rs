@@ -44,6 +44,12 @@ pub struct Incident {
     /// Results of the diagnostics, latest run of each.
     #[serde(default)]
     pub diagnosis: Vec<DiagnosticResult>,
+    /// The failure looks transient: "Retry failed stage" is offered.
+    #[serde(default)]
+    pub retryable: bool,
+    /// What operators did or tried (approve, reject, retry, restart, start), in order.
+    #[serde(default)]
+    pub actions: Vec<crate::actions::ActionRecord>,
 }
 
 /// What one diagnostic found, ready to show.
@@ -80,6 +86,9 @@ pub enum TimelineKind {
     Escalated,
     Acknowledged,
     Resolved,
+    /// An operator's action (approve, reject, retry, restart, start), done, counted, refused or
+    /// failed.
+    Action,
 }
 
 impl Incident {
@@ -116,6 +125,8 @@ impl Incident {
             opened_by_event: event_id.to_string(),
             event_time,
             diagnosis: Vec::new(),
+            retryable: false,
+            actions: Vec::new(),
         }
     }
 
@@ -201,6 +212,8 @@ pub(crate) mod tests_support {
             opened_by_event: format!("event-{key}"),
             event_time: opened_at,
             diagnosis: Vec::new(),
+            retryable: false,
+            actions: Vec::new(),
         }
     }
 }

@@ -65,6 +65,7 @@ fn kind_label(k: TimelineKind) -> &'static str {
         TimelineKind::Escalated => "Escalated",
         TimelineKind::Acknowledged => "Acknowledged",
         TimelineKind::Resolved => "Resolved",
+        TimelineKind::Action => "Action",
     }
 }
 
@@ -537,6 +538,8 @@ mod tests {
             opened_by_event: "7c1d9e52-0b6f-4a8e-b3d2-91e0f5a6c4b7".to_string(),
             event_time: at(14, 3, 5),
             diagnosis: Vec::new(),
+            retryable: false,
+            actions: Vec::new(),
         }
     }
 

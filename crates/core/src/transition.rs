@@ -111,6 +111,23 @@ impl Incident {
         ))
     }
 
+    /// Records an operator's action; an answered approval resolves the incident as approved or
+    /// rejected by that person. Always one timeline entry (refusals are audited too).
+    pub fn record_action(
+        &mut self,
+        record: &crate::actions::ActionRecord,
+        now: DateTime<Utc>,
+    ) -> TimelineEntry {
+        self.actions.push(record.clone());
+        let line = record.line();
+        if record.resolves() && self.status.is_active() {
+            self.status = IncidentStatus::Resolved;
+            self.resolved_at = Some(now);
+            self.resolution = Some(line.clone());
+        }
+        entry(now, TimelineKind::Action, line)
+    }
+
     /// Fires a due deadline against the incident as it is now; `None` when it no longer applies
     /// (acknowledged or resolved, its condition does not hold, its level was already reached).
     pub fn fire(&mut self, d: &Deadline, now: DateTime<Utc>) -> Option<Fired> {
@@ -134,11 +151,14 @@ impl Incident {
             }
             DeadlineKind::Reminder => {
                 let what = format!(
-                    "{}: still waiting since {}",
+                    "waiting {} min: {}, open since {}",
+                    (d.at - self.opened_at).num_minutes().max(0),
                     d.level_id,
                     self.opened_at.format("%H:%M UTC")
                 );
-                (what.clone(), what, false)
+                // A first reminder to a level (an approval's) counts as reaching it, so the
+                // resolution tells whoever it reached.
+                (what.clone(), what, self.reach_level(d.level))
             }
         };
         Some(Fired {
@@ -187,6 +207,7 @@ impl Incident {
             self.error.clone_from(&u.error);
         }
         self.critical_findings |= u.critical_findings;
+        self.retryable |= u.retryable;
         if let Some(stream) = &u.build_log_stream {
             self.build_log_stream = Some(stream.clone());
         }

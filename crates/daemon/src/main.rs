@@ -20,6 +20,7 @@ macro_rules! errln {
     };
 }
 
+mod actions;
 mod app;
 mod cli;
 mod health;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub oldest_overdue_deadline: prometheus::Gauge,
     pub store_errors: IntCounterVec,
     pub digests: IntCounterVec,
+    /// Operators' actions (approve, reject, retry, restart, start) by outcome.
+    pub actions: IntCounterVec,
     /// Connections closed at accept because the listener was at its connection cap.
     pub http_refused: prometheus::IntCounter,
     build_info: IntGaugeVec,
@@ -132,6 +134,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["level", "kind"],
         ),
         first_notification_latency,
+        actions: counter(
+            "pipeline_responder_actions_total",
+            "Operators' actions by action (approve, reject, retry, restart, start) and outcome (done, vote, refused, failed, duplicate).",
+            &["action", "outcome"],
+        ),
         sqs_messages: counter(
             "pipeline_responder_sqs_messages_total",
             "SQS messages by outcome (stored, duplicate, ignored, rejected, store_failed, deleted).",

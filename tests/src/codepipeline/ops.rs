@@ -68,6 +68,7 @@ pub(crate) fn run(
         "StopPipelineExecution" => stop_pipeline_execution(state, request, now),
         "StartPipelineExecution" => start_pipeline_execution(state, request, now),
         "PutApprovalResult" => put_approval_result(state, request, now),
+        "RetryStageExecution" => retry_stage_execution(state, request, now),
         _ => Err(ApiError::new(
             "UnknownOperationException",
             format!("Unknown operation {operation}"),
@@ -354,4 +355,68 @@ fn put_approval_result(
     };
     state.used_tokens.insert(token.to_owned());
     Ok(json!({"approvedAt": model::epoch(now)}))
+}
+
+/// `RetryStageExecution` with `retryMode` `FAILED_ACTIONS` (or `ALL_ACTIONS`): only the stage's
+/// latest run, only when it failed; its failed actions run again.
+fn retry_stage_execution(
+    state: &mut FakeState,
+    request: &Value,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
+    let stage_name = required(request, "stageName")?.to_owned();
+    let id = required(request, "pipelineExecutionId")?.to_owned();
+    let mode = required(request, "retryMode")?;
+    if !matches!(mode, "FAILED_ACTIONS" | "ALL_ACTIONS") {
+        return Err(ApiError::new(
+            "ValidationException",
+            format!("retryMode '{mode}' must be FAILED_ACTIONS or ALL_ACTIONS"),
+        ));
+    }
+    let all = mode == "ALL_ACTIONS";
+    let pipeline = state.pipeline_mut(required(request, "pipelineName")?)?;
+    let stage = pipeline
+        .stages
+        .iter_mut()
+        .find(|s| s.name == stage_name)
+        .ok_or_else(|| {
+            ApiError::new(
+                "StageNotFoundException",
+                format!("Stage '{stage_name}' not found"),
+            )
+        })?;
+    match &stage.latest_execution {
+        Some((latest, _)) if *latest != id => {
+            return Err(ApiError::new(
+                "NotLatestPipelineExecutionException",
+                format!("Execution '{id}' is not the latest execution of stage '{stage_name}'"),
+            ))
+        }
+        Some((_, status)) if status == "Failed" => {}
+        _ => {
+            return Err(ApiError::new(
+                "StageNotRetryableException",
+                format!(
+                    "Stage '{stage_name}' of execution '{id}' has not failed and cannot be retried"
+                ),
+            ))
+        }
+    }
+    stage.latest_execution = Some((id.clone(), "InProgress".to_owned()));
+    for action in &mut stage.actions {
+        if let Some(latest) = action
+            .latest
+            .as_mut()
+            .filter(|l| all || l.status == "Failed")
+        {
+            latest.status = "InProgress".to_owned();
+            latest.error = None;
+            latest.last_status_change = now;
+        }
+    }
+    if let Some(execution) = pipeline.execution_mut(&id) {
+        execution.status = "InProgress".to_owned();
+        execution.last_update_time = now;
+    }
+    Ok(json!({"pipelineExecutionId": id}))
 }

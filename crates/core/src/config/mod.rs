@@ -220,6 +220,17 @@ pub struct RemediationConfig {
     pub max_per_pipeline_per_day: u64,
 }
 
+/// Who may act on an environment's incidents from a post, the API or the CLI.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Guards {
+    /// Slack user ids, user-group ids (`S…`) or API names allowed to approve or reject.
+    pub approvers: Vec<String>,
+    /// The same, for retry, stop-and-restart and start.
+    pub operators: Vec<String>,
+    /// Distinct approvers needed (the two-person rule when 2).
+    pub approvals_required: u32,
+}
+
 /// `[diagnosis]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiagnosisConfig {
@@ -245,6 +256,8 @@ pub struct Cause {
     pub class: crate::finding::RootCauseClass,
     pub hint: Option<String>,
     pub runbook_url: Option<String>,
+    /// Known to be flaky: the post offers "Retry failed stage".
+    pub flaky: bool,
 }
 
 impl Cause {
@@ -261,6 +274,7 @@ impl Cause {
             class,
             hint: hint.map(String::from),
             runbook_url: None,
+            flaky: false,
         })
     }
 }
@@ -310,6 +324,8 @@ pub struct Environment {
     /// Where every post of this environment goes, by notifier kind: `slack` = `slack_channel`,
     /// `sns` = `sns_topic_arn` (when those notifiers are on), then the `notify` map.
     pub targets: BTreeMap<String, String>,
+    /// Who may act here.
+    pub guards: Guards,
 }
 
 /// What to do for one incident type.

@@ -56,6 +56,9 @@ pub struct RawCause {
     pub hint: Option<String>,
     /// Runbook or wiki page for this cause (https).
     pub runbook_url: Option<String>,
+    /// A known-flaky cause (a flaky test, a registry blip): the post offers "Retry failed
+    /// stage". Default false.
+    pub flaky: Option<bool>,
 }
 
 /// `[daemon]`: process-wide behaviour.
@@ -287,6 +290,11 @@ pub struct RawRemediation {
     pub restart_stuck_executions: Option<bool>,
     /// Rate limit per pipeline. Default 1 per 24 h.
     pub max_per_pipeline_per_day: Option<u64>,
+    /// Who may approve or reject (Slack user ids `U…`/`W…`, user-group ids `S…`, or the names
+    /// API callers give with `--by`), unless an environment says otherwise. Default: nobody.
+    pub approvers: Option<Vec<String>>,
+    /// Who may retry, restart or start an execution (same forms). Default: nobody.
+    pub operators: Option<Vec<String>>,
 }
 
 /// `[thresholds]`: the runbook's numbers.
@@ -364,6 +372,13 @@ pub struct RawEnvironment {
     pub notify: Option<std::collections::BTreeMap<String, String>>,
     /// Set false to keep an environment in the file but stop watching it. Default true.
     pub enabled: Option<bool>,
+    /// Who may approve or reject here. Default `[remediation] approvers`.
+    pub approvers: Option<Vec<String>>,
+    /// Who may retry, restart or start an execution here. Default `[remediation] operators`.
+    pub operators: Option<Vec<String>>,
+    /// Distinct people who must approve before the approval is sent. Default 2 for
+    /// `production`, 1 elsewhere.
+    pub approvals_required: Option<u32>,
 }
 
 /// `[policies.<incident_type>]`: overrides of the built-in, runbook-derived policy.

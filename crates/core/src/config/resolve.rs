@@ -78,7 +78,8 @@ impl<'a> Resolver<'a> {
         let escalation = self.escalation(raw.escalation.unwrap_or_default(), &notifiers);
         let storm = self.storm(raw.storm.unwrap_or_default());
         let digest = self.digest(raw.digest.unwrap_or_default());
-        let remediation = self.remediation(raw.remediation.unwrap_or_default());
+        let raw_remediation = raw.remediation.unwrap_or_default();
+        let remediation = self.remediation(&raw_remediation);
         let thresholds = self.thresholds(raw.thresholds.unwrap_or_default(), &escalation);
         let detection = self.detection(raw.detection.unwrap_or_default());
         let diagnosis = self.diagnosis(raw.diagnosis.unwrap_or_default());
@@ -87,6 +88,7 @@ impl<'a> Resolver<'a> {
             raw.environments,
             &aws,
             &notifiers,
+            &raw_remediation,
         );
         let policies = self.policies(raw.policies.unwrap_or_default(), &escalation, &environments);
         if matches!(store, StoreConfig::Dynamodb { .. }) {
@@ -934,7 +936,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn remediation(&mut self, raw: RawRemediation) -> RemediationConfig {
+    fn remediation(&mut self, raw: &RawRemediation) -> RemediationConfig {
         RemediationConfig {
             enabled: raw.enabled.unwrap_or(false),
             restart_stuck_executions: raw.restart_stuck_executions.unwrap_or(false),
@@ -1096,6 +1098,7 @@ impl<'a> Resolver<'a> {
                     class,
                     hint: cause.hint.filter(|h| !h.trim().is_empty()),
                     runbook_url: cause.runbook_url,
+                    flaky: cause.flaky.unwrap_or(false),
                 });
             }
         }
@@ -1111,6 +1114,7 @@ impl<'a> Resolver<'a> {
         list: Option<Vec<RawEnvironment>>,
         aws: &AwsConfig,
         notifiers: &NotifiersConfig,
+        remediation: &RawRemediation,
     ) -> Vec<Environment> {
         if defaults_raw.name.is_some() {
             self.error(
@@ -1330,9 +1334,78 @@ impl<'a> Resolver<'a> {
                 sns_topic_arn,
                 slack_channel,
                 targets,
+                guards: Guards::default(),
             });
+            let env_name = out.last().map(|e| e.name.clone()).unwrap_or_default();
+            let guards = self.guards(&path, &env_name, &raw, &defaults_raw, remediation);
+            if let Some(last) = out.last_mut() {
+                last.guards = guards;
+            }
         }
         out
+    }
+
+    /// Who may act on one environment: its own lists, else the environment defaults', else
+    /// `[remediation]`'s; production needs two approvers unless it says otherwise.
+    fn guards(
+        &mut self,
+        path: &str,
+        name: &str,
+        raw: &RawEnvironment,
+        defaults_raw: &RawEnvironment,
+        remediation: &RawRemediation,
+    ) -> Guards {
+        let mut list = |field: &str,
+                        own: &Option<Vec<String>>,
+                        shared: &Option<Vec<String>>,
+                        top: &Option<Vec<String>>| {
+            let ids = own
+                .clone()
+                .or_else(|| shared.clone())
+                .or_else(|| top.clone())
+                .unwrap_or_default();
+            for (i, id) in ids.iter().enumerate() {
+                let id = id.trim();
+                if id.is_empty() || id.len() > 100 || id.chars().any(char::is_control) {
+                    self.error(
+                        format!("{path}.{field}[{i}]"),
+                        "not a Slack user id (U…), user-group id (S…) or name; write one per entry, e.g. \"U024BE7LH\"",
+                    );
+                }
+            }
+            ids.into_iter()
+                .map(|id| id.trim().to_string())
+                .collect::<Vec<_>>()
+        };
+        let approvers = list(
+            "approvers",
+            &raw.approvers,
+            &defaults_raw.approvers,
+            &remediation.approvers,
+        );
+        let operators = list(
+            "operators",
+            &raw.operators,
+            &defaults_raw.operators,
+            &remediation.operators,
+        );
+        let approvals_required = raw
+            .approvals_required
+            .or(defaults_raw.approvals_required)
+            .unwrap_or(if name == "production" { 2 } else { 1 });
+        if approvals_required == 0 || approvals_required > 5 {
+            self.error(
+                format!("{path}.approvals_required"),
+                format!(
+                    "{approvals_required} is out of range; use 1 to 5 (2 is the two-person rule)"
+                ),
+            );
+        }
+        Guards {
+            approvers,
+            operators,
+            approvals_required: approvals_required.clamp(1, 5),
+        }
     }
 
     /// Expands `${VAR}` then the `{env}`, `{prefix}`, `{region}`, `{account}` placeholders.

@@ -77,6 +77,7 @@ pub(super) fn classify(
                 name: cause.name.clone(),
                 hint: cause.hint.clone(),
                 runbook_url: cause.runbook_url.clone(),
+                flaky: cause.flaky,
                 line: line.number,
             });
             return verdict;

@@ -89,6 +89,9 @@ pub struct KnownCause {
     pub name: String,
     pub hint: Option<String>,
     pub runbook_url: Option<String>,
+    /// Configured as known-flaky: a retry of the stage is offered.
+    #[serde(default)]
+    pub flaky: bool,
     /// The line it matched.
     pub line: usize,
 }

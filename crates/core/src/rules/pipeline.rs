@@ -258,7 +258,9 @@ fn rejected_approval(ctx: Ctx<'_>, pipeline: &str, execution_id: &str) -> Option
             i.incident_type == IncidentType::ApprovalPending
                 && i.pipeline == pipeline
                 && i.execution_id.as_deref() == Some(execution_id)
-                && i.resolution.as_deref() == Some("rejected")
+                && i.resolution
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("rejected"))
         })
         .map(|i| i.action.clone().unwrap_or_default())
 }

@@ -53,12 +53,19 @@ pub(crate) fn schedule(
         };
         let first = base + secs(step.after_secs);
         let notified = already.contains(&step.level);
+        // With no acknowledgement target (an approval) there is nothing to escalate past: the
+        // first timed post is a reminder, like the repeats.
+        let kind = if policy.ack_target_secs.is_some() {
+            DeadlineKind::Escalation
+        } else {
+            DeadlineKind::Reminder
+        };
         if step.after_secs > 0 && !notified {
             out.push(Deadline {
                 at: first,
                 level: step.level,
                 level_id: level.id.clone(),
-                kind: DeadlineKind::Escalation,
+                kind,
                 until: step.until,
                 when: step.when,
             });

@@ -183,6 +183,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         scrapes: Arc::default(),
         deliveries: Arc::default(),
+        actions: crate::actions::Actions {
+            config: Arc::clone(&config),
+            store: store.clone(),
+            wakeups: wakeups.clone(),
+            codepipeline: pipeline_responder_aws::remediation::Remediation::new(&sdk),
+            slack: config
+                .notifiers
+                .slack
+                .clone()
+                .map(|c| crate::notify::slack::Slack::new(c, http.clone())),
+        },
     };
     tracker.spawn(crate::http::serve(api, listener, sources_stop.clone()));
     let outbox_stop = CancellationToken::new();

@@ -9,9 +9,11 @@ mod events;
 pub mod incident_actions;
 mod incidents;
 pub mod listener;
+mod operator_actions;
 pub mod pager_webhooks;
 mod probes;
 mod silences;
+mod slack_actions;
 pub mod slack_interactions;
 
 use crate::pipeline::ingest::Ingest;
@@ -37,6 +39,8 @@ pub struct Api {
     pub scrapes: Arc<crate::metrics::Scrapes>,
     /// The pagers' webhook deliveries already acted on.
     pub deliveries: Arc<pager_webhooks::Deliveries>,
+    /// Approve, reject, retry, restart, start.
+    pub actions: crate::actions::Actions,
 }
 
 /// Body limits: an ack, a resolve or a silence is a few lines of JSON; a Slack interaction is
@@ -65,6 +69,10 @@ pub fn router(api: Api) -> Router {
         .route(
             "/api/v1/incidents/{id}/resolve",
             post(incidents::resolve).layer(small()),
+        )
+        .route(
+            "/api/v1/incidents/{id}/actions/{action}",
+            post(operator_actions::act).layer(small()),
         )
         .route(
             "/api/v1/events",

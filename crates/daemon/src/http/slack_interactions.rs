@@ -1,4 +1,5 @@
-//! `POST /slack/interactions`: the Acknowledge button. Every request is verified with the Slack
+//! `POST /slack/interactions`: the Acknowledge button here, the action buttons and the reject
+//! modal in `slack_actions`. Every request is verified with the Slack
 //! signing secret (v0 HMAC-SHA256 over `v0:{timestamp}:{body}`) and refused when older than five
 //! minutes, so a captured request cannot be replayed; nothing changes on a bad request.
 
@@ -79,6 +80,11 @@ pub async fn interactions(State(api): State<Api>, headers: HeaderMap, body: Stri
     let Some(payload) = payload else {
         return (StatusCode::BAD_REQUEST, "no payload").into_response();
     };
+    if payload["type"] == "view_submission" {
+        super::slack_actions::submitted(&api, &payload);
+        // An empty 200 closes the modal; the outcome is answered to the person afterwards.
+        return StatusCode::OK.into_response();
+    }
     let user = payload["user"]["username"]
         .as_str()
         .or(payload["user"]["name"].as_str())
@@ -86,12 +92,15 @@ pub async fn interactions(State(api): State<Api>, headers: HeaderMap, body: Stri
         .unwrap_or("someone");
     let mut acked = Vec::new();
     for action in payload["actions"].as_array().cloned().unwrap_or_default() {
-        if action["action_id"] != "acknowledge" {
-            continue;
-        }
         let Some(key) = action["value"].as_str() else {
             continue;
         };
+        let id = action["action_id"].as_str().unwrap_or_default();
+        if id != "acknowledge" {
+            // Acted on after the answer: Slack wants one within 3 s.
+            super::slack_actions::clicked(&api, &payload, id, key);
+            continue;
+        }
         let by = format!("@{user} (Slack)");
         match super::incident_actions::acknowledge(&api, key, &by).await {
             Ok(super::incident_actions::Outcome::Done) => acked.push(key.to_string()),

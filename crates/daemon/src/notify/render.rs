@@ -4,6 +4,7 @@
 //! SNS; buttons link only to hosts the markup allows.
 
 use super::markup::Markup;
+use pipeline_responder_core::actions::{self, ActionKind};
 use pipeline_responder_core::config::Config;
 use pipeline_responder_core::decision::NotificationKind;
 use pipeline_responder_core::incident::{IncidentType, Severity};
@@ -121,6 +122,11 @@ pub fn render(
             }),
         );
     }
+    // The runbook's actions this incident allows, after Acknowledge, before the links.
+    let at = usize::from(incident.status.is_active());
+    for (i, action) in actions::offered(config, incident).into_iter().enumerate() {
+        buttons.insert(at + i, action_button(incident, action));
+    }
     // `verbatim`: Slack does not turn bare names and URLs into links or mentions.
     let blocks = json!([
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(&headline, 150), "verbatim": true}},
@@ -150,6 +156,31 @@ pub fn render(
         blocks,
         links,
     }
+}
+
+/// A button for `action`, with the confirmation that names what will happen (Reject opens a
+/// modal that names it and asks why instead).
+fn action_button(incident: &Incident, action: ActionKind) -> Value {
+    let mut button = json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": action.label()},
+        "action_id": action.as_str(),
+        "value": incident.key,
+    });
+    match action {
+        ActionKind::Approve => button["style"] = json!("primary"),
+        ActionKind::Reject => button["style"] = json!("danger"),
+        _ => {}
+    }
+    if action != ActionKind::Reject {
+        button["confirm"] = json!({
+            "title": {"type": "plain_text", "text": clip(action.label(), 100)},
+            "text": {"type": "plain_text", "text": clip(&actions::describe(incident, action), 300)},
+            "confirm": {"type": "plain_text", "text": clip(action.label(), 30)},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        });
+    }
+    button
 }
 
 /// SNS subjects are one line of printable ASCII or Unicode: no line breaks.
@@ -182,7 +213,7 @@ fn compose(
         NotificationKind::Updated => Some("Update"),
         NotificationKind::Refined => Some("Diagnosis changed the incident type"),
         NotificationKind::Escalated => Some("⏫ Escalated"),
-        NotificationKind::Reminder => Some("⏰ Reminder"),
+        NotificationKind::Reminder => None,
         NotificationKind::Acknowledged => Some("👀 Acknowledged"),
         NotificationKind::Resolved => Some("✅ Resolved"),
     };
@@ -195,6 +226,17 @@ fn compose(
     let prefix = match (kind, note) {
         (NotificationKind::Escalated, Some(n)) if n.starts_with("to ") => {
             lines.push(format!("*⏫ Escalated* {}", m.esc(&name_level(config, n))));
+            None
+        }
+        (NotificationKind::Reminder, _) => {
+            // "⏰ Approval waiting 30 min: L1, open since 14:00 UTC".
+            let what = if incident.incident_type == IncidentType::ApprovalPending {
+                "Approval"
+            } else {
+                "Still"
+            };
+            let detail = note.unwrap_or("waiting");
+            lines.push(format!("*⏰ {what}* {}", m.esc(detail)));
             None
         }
         _ => prefix,
@@ -465,6 +507,8 @@ pub(super) mod tests {
             highest_level_notified: Some(0),
             diagnostics: vec![],
             critical_findings: false,
+            retryable: false,
+            actions: vec![],
             opened_by_event: "evt".into(),
             event_time: at,
             diagnosis: vec![

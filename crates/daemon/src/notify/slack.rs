@@ -91,12 +91,109 @@ impl Slack {
         self.api(&url, token.expose(), &body).await.map(|_| ())
     }
 
-    async fn api(&self, url: &str, token: &str, body: &Value) -> Result<Value, SendError> {
+    /// `views.open`: shows `view` (a modal) to whoever clicked; `trigger_id` lasts 3 s.
+    pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<(), SendError> {
+        let token = self.bot_token()?;
+        let url = self.method_url("views.open");
+        let body = json!({"trigger_id": trigger_id, "view": view});
+        self.api(&url, token, &body).await.map(|_| ())
+    }
+
+    /// `usergroups.users.list`: the user ids in user group `group` (needs `usergroups:read`).
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, SendError> {
+        let token = self.bot_token()?;
+        let url = self.method_url("usergroups.users.list");
+        // A read method: Slack takes its arguments as a form, not as JSON.
+        let form = serde_urlencoded::to_string([("usergroup", group)])
+            .map_err(|e| SendError::permanent(format!("slack: {e}")))?;
+        let request = self
+            .http
+            .post(&url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        let answer = self.answer(request.bearer_auth(token)).await?;
+        Ok(answer
+            .get("users")
+            .and_then(Value::as_array)
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Answers the person who clicked, visible to them only, through the interaction's
+    /// `response_url`. Only Slack's own hooks host (or the configured API's host, for a
+    /// Slack-compatible gateway) is called: the URL comes from the request.
+    pub async fn respond_ephemeral(&self, response_url: &str, text: &str) -> Result<(), SendError> {
+        if !self.may_respond(response_url) {
+            return Err(SendError::permanent(
+                "slack response_url: not a Slack host; not called",
+            ));
+        }
+        let body = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
         let response = self
             .http
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
+            .post(response_url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error("slack response_url", &e))?;
+        check_status(response, "slack response_url")
+            .await
+            .map(|_| ())
+    }
+
+    fn may_respond(&self, url: &str) -> bool {
+        let origin = |u: &str| {
+            reqwest::Url::parse(u).ok().map(|u| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(String::from),
+                    u.port_or_known_default(),
+                )
+            })
+        };
+        let Some(target) = origin(url) else {
+            return false;
+        };
+        let slack = (
+            "https".to_string(),
+            Some("hooks.slack.com".to_string()),
+            Some(443),
+        );
+        target == slack || origin(&self.config.api_base_url) == Some(target)
+    }
+
+    fn bot_token(&self) -> Result<&str, SendError> {
+        self.config
+            .bot_token
+            .as_ref()
+            .map(|t| t.expose())
+            .ok_or_else(|| SendError::permanent("slack: this needs a bot_token"))
+    }
+
+    fn method_url(&self, method: &str) -> String {
+        format!(
+            "{}/{method}",
+            self.config.api_base_url.trim_end_matches('/')
+        )
+    }
+
+    async fn api(&self, url: &str, token: &str, body: &Value) -> Result<Value, SendError> {
+        self.answer(self.http.post(url).bearer_auth(token).json(body))
+            .await
+    }
+
+    /// Sends a Web API request and reads Slack's `{"ok": ...}` answer.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, SendError> {
+        let response = request
             .send()
             .await
             .map_err(|e| transport_error("slack api", &e))?;

@@ -11,6 +11,7 @@ use super::{
     Applied, Backend, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence, StoreError,
 };
 use chrono::{DateTime, Utc};
+use pipeline_responder_core::actions::ActionRecord;
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::IncidentsView;
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
@@ -215,6 +216,22 @@ impl Backend for Boundary {
     ) -> Result<bool> {
         let by = self.text(by);
         let result = self.inner.resolve(key, &by, notifications, now).await;
+        self.noted(result)
+    }
+
+    async fn record_action(
+        &self,
+        key: &str,
+        mut record: ActionRecord,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        record.by = self.text(&record.by);
+        record.detail = self.text(&record.detail);
+        let result = self
+            .inner
+            .record_action(key, record, notifications, now)
+            .await;
         self.noted(result)
     }
 

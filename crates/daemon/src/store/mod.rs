@@ -21,6 +21,7 @@ pub use plan::channel_name;
 pub use sqlite::SqliteStore;
 
 use chrono::{DateTime, Utc};
+use pipeline_responder_core::actions::ActionRecord;
 use pipeline_responder_core::decision::{Deadline, Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
@@ -216,18 +217,21 @@ pub struct Applied {
 /// told too, and the incident is read once).
 pub type Closing = Arc<dyn Fn(&Incident) -> Vec<Notification> + Send + Sync>;
 
-/// A closing transition by hand, as both backends write it: an acknowledgement (escalation
-/// "until acknowledged" stops) or a resolution (pending deadlines are cancelled too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A transition by hand, as both backends write it: an acknowledgement (escalation "until
+/// acknowledged" stops), a resolution, or an operator's action (an answered approval resolves).
+/// Pending deadlines are cancelled whenever the incident ends up resolved.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Close {
     Acknowledge,
     Resolve,
+    Act(ActionRecord),
 }
 
 impl Close {
-    /// The transition on `incident`; none when it is already done.
+    /// The transition on `incident`; none when it is already done (an action is always
+    /// recorded: refusals are audited too).
     pub(crate) fn apply(
-        self,
+        &self,
         incident: &mut Incident,
         by: &str,
         now: DateTime<Utc>,
@@ -235,13 +239,15 @@ impl Close {
         match self {
             Close::Acknowledge => incident.acknowledge(by, now),
             Close::Resolve => incident.resolve_by(by, now),
+            Close::Act(record) => Some(incident.record_action(record, now)),
         }
     }
 
-    fn what(self) -> &'static str {
+    fn what(&self) -> &'static str {
         match self {
             Close::Acknowledge => "acknowledgement",
             Close::Resolve => "resolution",
+            Close::Act(_) => "action",
         }
     }
 }
@@ -362,6 +368,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         key: &str,
         by: &str,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records an operator's action (allowed or refused) in the incident's timeline and queues
+    /// `notifications` (decided on the incident with the action recorded); an answered approval
+    /// resolves the incident and cancels its deadlines. False when the incident is unknown.
+    async fn record_action(
+        &self,
+        key: &str,
+        record: ActionRecord,
         notifications: Closing,
         now: DateTime<Utc>,
     ) -> Result<bool>;

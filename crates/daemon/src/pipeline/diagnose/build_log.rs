@@ -206,6 +206,8 @@ fn analyse(
     let mut o = Outcome::new(name, true, summary, excerpt, now);
     if matches!(d, Diagnostic::BuildLog(_)) {
         o.update.critical_findings = findings.critical();
+        o.update.retryable =
+            findings.class.is_transient() || findings.cause.as_ref().is_some_and(|c| c.flaky);
         o.evidence = Evidence::Log(Box::new(findings));
     }
     o

@@ -15,6 +15,7 @@ use crate::store::{
 };
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use chrono::{DateTime, Utc};
+use pipeline_responder_core::actions::ActionRecord;
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentView, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
@@ -307,6 +308,18 @@ impl Backend for DynamoStore {
             .await
     }
 
+    async fn record_action(
+        &self,
+        key: &str,
+        record: ActionRecord,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let by = record.by.clone();
+        self.close(Close::Act(record), key, &by, notifications, now)
+            .await
+    }
+
     async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
         let to = format!("{:013}#9999999999999999999", now.timestamp_millis());
         let mut out = Vec::new();
@@ -548,7 +561,7 @@ impl DynamoStore {
                 self.put_incident(&incident, Some(version))?,
                 self.put_timeline(key, &entry)?,
             ];
-            if close == Close::Resolve {
+            if !incident.status.is_active() {
                 for item in self.pending_deadline_items(key).await? {
                     writes.push(self.settle_deadline(&item, "cancelled")?);
                 }

@@ -10,6 +10,7 @@ use crate::store::{
     Applied, Backend, Close, Closing, DueDeadline, InputRecord, OutboxItem, Result, Silence,
 };
 use chrono::{DateTime, Utc};
+use pipeline_responder_core::actions::ActionRecord;
 use pipeline_responder_core::decision::{Decision, IncidentUpdate, Notification};
 use pipeline_responder_core::incident::{IncidentStatus, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
@@ -380,6 +381,18 @@ impl Backend for SqliteStore {
             .await
     }
 
+    async fn record_action(
+        &self,
+        key: &str,
+        record: ActionRecord,
+        notifications: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let by = record.by.clone();
+        self.close(Close::Act(record), key, &by, notifications, now)
+            .await
+    }
+
     async fn due_deadlines(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueDeadline>> {
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -708,7 +721,7 @@ impl SqliteStore {
                 return Ok(false);
             };
             save(&tx, &incident)?;
-            if close == Close::Resolve {
+            if !incident.status.is_active() {
                 cancel_deadlines(&tx, &key)?;
             }
             timeline(&tx, &key, &entry)?;
