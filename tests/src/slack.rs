@@ -1,5 +1,6 @@
 //! A fake Slack: the incoming webhook and the Web API methods the daemon uses
-//! (`chat.postMessage`, thread replies through it, `chat.update`).
+//! (`chat.postMessage`, thread replies through it, `chat.update`, `views.open`,
+//! `usergroups.users.list`), and interaction `response_url`s.
 //!
 //! It enforces what would make a real post fail (auth, Slack's size limits, unknown message on
 //! update) and can answer rate limits and server errors on demand, so the daemon's handling of
@@ -41,6 +42,12 @@ pub enum SlackEndpoint {
     PostMessage,
     /// `POST /api/chat.update`, editing a posted message.
     Update,
+    /// `POST /api/views.open`, a modal opened for an interaction's `trigger_id`.
+    ViewsOpen,
+    /// `POST /api/usergroups.users.list` (a form: `usergroup=S…`); `body` holds the form.
+    UsergroupUsers,
+    /// `POST /response/<id>`, an answer through an interaction's `response_url`.
+    Response,
 }
 
 /// What the fake answered.
@@ -70,6 +77,8 @@ pub struct SlackPost {
     /// HTTP status answered.
     pub status: u16,
     pub outcome: SlackOutcome,
+    /// For [`SlackEndpoint::Response`]: the `<id>` of the `response_url` answered.
+    pub response_id: Option<String>,
 }
 
 impl SlackPost {
@@ -129,7 +138,17 @@ struct SlackState {
     messages: HashMap<String, String>,
     /// Makes every `ts` unique.
     sequence: u64,
+    /// User groups: id → member user ids.
+    usergroups: HashMap<String, Vec<String>>,
+    /// Answers per `response_url`: Slack takes at most 5.
+    responses: HashMap<String, usize>,
 }
+
+/// Slack's title of a modal is at most 24 characters; its `private_metadata` 3,000.
+const MAX_VIEW_TITLE_CHARS: usize = 24;
+const MAX_PRIVATE_METADATA_CHARS: usize = 3_000;
+/// A `response_url` takes up to 5 answers (within 30 minutes).
+const MAX_RESPONSES: usize = 5;
 
 impl SlackFake {
     /// Starts the fake accepting [`DEFAULT_BOT_TOKEN`].
@@ -147,6 +166,9 @@ impl SlackFake {
             .route("/webhook", post(webhook))
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/chat.update", post(update))
+            .route("/api/views.open", post(views_open))
+            .route("/api/usergroups.users.list", post(usergroup_users))
+            .route("/response/{id}", post(respond))
             .with_state(Arc::clone(&shared));
         SlackFake {
             server: Server::spawn(router).await,
@@ -166,6 +188,60 @@ impl SlackFake {
 
     pub fn bot_token(&self) -> &str {
         &self.shared.token
+    }
+
+    /// A `response_url` as Slack puts in an interaction payload (answers land in `posts()` as
+    /// [`SlackEndpoint::Response`]).
+    pub fn response_url(&self, id: &str) -> String {
+        format!("{}/response/{id}", self.server.base_url())
+    }
+
+    /// Makes user group `id` (`S…`) hold `users` for `usergroups.users.list`.
+    pub fn set_usergroup(&self, id: &str, users: &[&str]) {
+        self.shared.lock().usergroups.insert(
+            id.to_owned(),
+            users.iter().map(|u| (*u).to_owned()).collect(),
+        );
+    }
+
+    /// The requests that came through `endpoint`, in arrival order.
+    pub fn posts_to(&self, endpoint: SlackEndpoint) -> Vec<SlackPost> {
+        self.posts()
+            .into_iter()
+            .filter(|p| p.endpoint == endpoint)
+            .collect()
+    }
+
+    /// Waits until a request through `endpoint` satisfies `check`; returns it. Panics after
+    /// `timeout` with what did arrive there.
+    pub async fn wait_for(
+        &self,
+        endpoint: SlackEndpoint,
+        timeout: Duration,
+        check: impl Fn(&SlackPost) -> bool,
+    ) -> SlackPost {
+        let what = format!("a {endpoint:?} request as expected");
+        let found = |posts: &[SlackPost]| {
+            posts
+                .iter()
+                .find(|p| p.endpoint == endpoint && check(p))
+                .cloned()
+        };
+        let posts = self
+            .shared
+            .posts
+            .wait_until(&what, timeout, |posts| found(posts).is_some())
+            .await;
+        found(&posts).unwrap_or_else(|| unreachable!("wait_until returned without a match"))
+    }
+
+    /// The texts answered through the `response_url` of `id` (see [`Self::response_url`]).
+    pub fn responses(&self, id: &str) -> Vec<String> {
+        self.posts_to(SlackEndpoint::Response)
+            .into_iter()
+            .filter(|p| p.response_id.as_deref() == Some(id) && p.is_accepted())
+            .filter_map(|p| p.text().map(str::to_owned))
+            .collect()
     }
 
     /// Every request received, refused ones included, in arrival order.
@@ -237,6 +313,77 @@ async fn update(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     handle(&shared, SlackEndpoint::Update, &headers, &body)
 }
 
+async fn views_open(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&shared, SlackEndpoint::ViewsOpen, &headers, &body)
+}
+
+async fn usergroup_users(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&shared, SlackEndpoint::UsergroupUsers, &headers, &body)
+}
+
+/// A `response_url`: JSON in, `ok` out; more than 5 answers to one URL are refused (404
+/// `used_url`), as Slack does.
+async fn respond(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header_text(header::CONTENT_TYPE);
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status, outcome, text) = {
+        let mut state = shared.lock();
+        let used = state.responses.entry(id.clone()).or_default();
+        *used += 1;
+        let rejected = |error: &str| SlackOutcome::Rejected {
+            error: error.to_owned(),
+        };
+        if *used > MAX_RESPONSES {
+            (404, rejected("used_url"), "used_url")
+        } else if !content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("application/json"))
+            || !json.is_object()
+        {
+            (400, rejected("invalid_payload"), "invalid_payload")
+        } else if json
+            .get("text")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            (400, rejected("no_text"), "no_text")
+        } else {
+            (200, SlackOutcome::Accepted { ts: None }, "ok")
+        }
+    };
+    shared.posts.push(SlackPost {
+        endpoint: SlackEndpoint::Response,
+        authorization: header_text(header::AUTHORIZATION),
+        content_type,
+        body: json,
+        received_at: Utc::now(),
+        status,
+        outcome,
+        response_id: Some(id),
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, text).into_response()
+}
+
 /// An answer before it becomes an HTTP response.
 struct Reply {
     status: u16,
@@ -254,7 +401,21 @@ fn handle(shared: &Shared, endpoint: SlackEndpoint, headers: &HeaderMap, body: &
     };
     let authorization = header_text(header::AUTHORIZATION);
     let content_type = header_text(header::CONTENT_TYPE);
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let body: Value = if endpoint == SlackEndpoint::UsergroupUsers {
+        // A read method takes a form; kept as an object of its fields.
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map(|fields| {
+                Value::Object(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                )
+            })
+            .unwrap_or(Value::Null)
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    };
     let reply = decide(
         shared,
         endpoint,
@@ -270,6 +431,7 @@ fn handle(shared: &Shared, endpoint: SlackEndpoint, headers: &HeaderMap, body: &
         received_at: Utc::now(),
         status: reply.status,
         outcome: reply.outcome.clone(),
+        response_id: None,
     });
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match reply.body {
@@ -335,9 +497,39 @@ fn decide(
             Some(token) if token != shared.token => return refused("invalid_auth"),
             Some(_) => {}
         }
+        if endpoint == SlackEndpoint::UsergroupUsers {
+            if !content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded")) {
+                return refused("invalid_arguments");
+            }
+            let group = body.get("usergroup").and_then(Value::as_str);
+            return match group.and_then(|g| state.usergroups.get(g)) {
+                None => refused("no_such_subteam"),
+                Some(users) => Reply {
+                    status: 200,
+                    outcome: SlackOutcome::Accepted { ts: None },
+                    body: Ok(json!({"ok": true, "users": users})),
+                },
+            };
+        }
         // A body not sent as JSON is read as a form by Slack, which loses every field.
         if !content_type.is_some_and(|ct| ct.starts_with("application/json")) {
             return refused("invalid_form_data");
+        }
+        if endpoint == SlackEndpoint::ViewsOpen {
+            return match check_view(body) {
+                Err(code) => refused(code),
+                Ok(()) => {
+                    state.sequence += 1;
+                    let id = format!("V{:08}", state.sequence);
+                    let mut view = body["view"].clone();
+                    view["id"] = json!(id);
+                    Reply {
+                        status: 200,
+                        outcome: SlackOutcome::Accepted { ts: None },
+                        body: Ok(json!({"ok": true, "view": view})),
+                    }
+                }
+            };
         }
     }
     if !body.is_object() {
@@ -374,6 +566,9 @@ fn decide(
                 json!({"ok": true, "channel": channel, "ts": ts, "message": message}),
             )
         }
+        SlackEndpoint::ViewsOpen | SlackEndpoint::UsergroupUsers | SlackEndpoint::Response => {
+            refused("unknown_method")
+        }
         SlackEndpoint::Update => {
             let (channel, ts) = (field("channel"), field("ts"));
             match state.messages.get(ts) {
@@ -398,6 +593,37 @@ fn accepted(ts: String, body: Value) -> Reply {
 
 fn error_json(code: &str) -> Value {
     json!({"ok": false, "error": code})
+}
+
+/// `views.open`'s rules: a trigger, a modal with a short title, metadata within its limit.
+fn check_view(body: &Value) -> Result<(), &'static str> {
+    if body
+        .get("trigger_id")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("invalid_trigger_id");
+    }
+    let view = body.get("view").ok_or("invalid_arguments")?;
+    if view.get("type").and_then(Value::as_str) != Some("modal") {
+        return Err("invalid_arguments");
+    }
+    let title = view.pointer("/title/text").and_then(Value::as_str);
+    if title.is_none_or(|t| t.is_empty() || t.chars().count() > MAX_VIEW_TITLE_CHARS) {
+        return Err("invalid_arguments");
+    }
+    let meta = view.get("private_metadata").and_then(Value::as_str);
+    if meta.is_some_and(|m| m.chars().count() > MAX_PRIVATE_METADATA_CHARS) {
+        return Err("invalid_arguments");
+    }
+    if view
+        .get("blocks")
+        .and_then(Value::as_array)
+        .is_none_or(|b| b.is_empty() || b.len() > 100)
+    {
+        return Err("invalid_arguments");
+    }
+    Ok(())
 }
 
 /// Slack's content rules that a well-meaning daemon could break.

@@ -1,5 +1,6 @@
 //! End-to-end tests (one binary, modules per area).
 
+mod actions;
 mod daemon;
 mod deploy_image;
 mod deploy_observability;

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 const TABLE: &str = "pipeline-responder-state";
-const DYNAMODB_STORE: &str = "kind = \"dynamodb\"\ntable = \"pipeline-responder-state\"";
+pub(crate) const DYNAMODB_STORE: &str = "kind = \"dynamodb\"\ntable = \"pipeline-responder-state\"";
 
 /// 50 environments (one pipeline each), a policy whose L3 comes 20 s after a failure, storm
 /// control off so that every post can be counted, Slack only (SNS posts would double moto's
@@ -122,7 +122,12 @@ fn repeats(posts: &BTreeMap<String, usize>) -> usize {
     posts.values().map(|n| n.saturating_sub(1)).sum()
 }
 
-async fn create_table(moto: &Moto, slack: &SlackFake, queue_url: &str, setup: &Setup<'_>) {
+pub(crate) async fn create_table(
+    moto: &Moto,
+    slack: &SlackFake,
+    queue_url: &str,
+    setup: &Setup<'_>,
+) {
     let out = Daemon::one_off(
         moto,
         slack,

@@ -687,11 +687,11 @@ async fn incident_5_security_findings_are_listed_l2_is_paged_at_once_and_the_tok
     assert!(!log.contains(LEAKED_TOKEN), "token in the daemon's log");
 }
 
-const PRODUCTION_EXECUTION: &str = "a9f0c1d2-0000-4e5f-8a7b-approval0001";
+pub(crate) const PRODUCTION_EXECUTION: &str = "a9f0c1d2-0000-4e5f-8a7b-approval0001";
 const STAGING_EXECUTION: &str = "c3d4e5f6-0000-4a1b-9c2d-staging00001";
 
 /// The approval action's event, `state` STARTED or SUCCEEDED.
-fn approval_event(state: &str, id: &str) -> String {
+pub(crate) fn approval_event(state: &str, id: &str) -> String {
     let fixture = if state == "STARTED" {
         "codepipeline-action-started.json"
     } else {

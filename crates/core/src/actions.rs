@@ -278,15 +278,14 @@ pub fn check(
 }
 
 /// The action that already settles `action` on this incident, if any: an answered approval
-/// (either way), or a restart or start already made. A retry may be repeated (a retried stage
-/// can fail again; CodePipeline refuses a retry while the stage runs).
+/// (either way), or a retry, restart or start already made: one of each per incident, so a
+/// double click never acts twice (after a retry that failed again, start a new execution).
 pub fn done(incident: &Incident, action: ActionKind) -> Option<&ActionRecord> {
     incident.actions.iter().find(|r| {
         r.outcome == ActionOutcome::Done
             && match action {
                 ActionKind::Approve | ActionKind::Reject => r.action.is_approval(),
-                ActionKind::Restart | ActionKind::Start => r.action == action,
-                ActionKind::Retry => false,
+                ActionKind::Restart | ActionKind::Start | ActionKind::Retry => r.action == action,
             }
     })
 }
@@ -363,7 +362,19 @@ pub fn describe(incident: &Incident, action: ActionKind) -> String {
         .unwrap_or_default();
     let stage = incident.stage.as_deref().unwrap_or("?");
     let pipeline = &incident.pipeline;
-    match action {
+    // The commit the execution runs, as the `execution_details` diagnostic found it.
+    let commit = incident
+        .diagnosis
+        .iter()
+        .find(|d| d.name == "execution_details" && d.ok)
+        .map(|d| {
+            format!(
+                " Commit {}.",
+                d.summary.chars().take(120).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    let what = match action {
         ActionKind::Approve => format!(
             "Approve {stage}/{} of {pipeline}{execution} in {}.",
             incident.action.as_deref().unwrap_or("?"),
@@ -382,6 +393,11 @@ pub fn describe(incident: &Incident, action: ActionKind) -> String {
         ActionKind::Start => format!(
             "Start a new execution of {pipeline} from its latest source revision."
         ),
+    };
+    if action == ActionKind::Start {
+        what
+    } else {
+        format!("{what}{commit}")
     }
 }
 

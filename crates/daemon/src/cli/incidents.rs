@@ -247,3 +247,72 @@ fn print_incident(body: &Value) {
         );
     }
 }
+
+/// `approve|reject|retry|restart|start <incident> --by NAME [--reason ...]`: one operator
+/// action through the daemon's API (`POST /api/v1/incidents/{id}/actions/{action}`), under the
+/// same guards as the Slack buttons.
+#[derive(Debug, clap::Args)]
+pub struct ActArgs {
+    /// The incident key (as `incidents list` prints it).
+    pub incident: String,
+    /// Who acts: must be on the environment's approvers (approve, reject) or operators.
+    #[arg(long, env = "USER")]
+    pub by: String,
+    /// Why (required for reject; shown in the timeline and, for reject, sent to CodePipeline).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Makes a retried command act once: the same key is never acted on twice.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Base URL of the daemon's API. Default: http://<http.listen> of the configuration.
+    #[arg(long, env = "PIPELINE_RESPONDER_API")]
+    pub api: Option<String>,
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sends the action; `Ok(true)` when it was done (or counted as a vote), `Ok(false)` when it
+/// was refused, failed or a duplicate (the reason is printed).
+pub async fn act(config: &Config, action: &str, args: &ActArgs) -> anyhow::Result<bool> {
+    let base = base_url(config, args.api.as_deref());
+    let Some(token) = &config.http.api_token else {
+        bail!("http.api_token is not set in the configuration; the API needs it (the CLI sends it as the bearer token)");
+    };
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/v1/incidents/{}/actions/{action}",
+            segment(&args.incident)
+        ))
+        .bearer_auth(token.expose())
+        .timeout(std::time::Duration::from_secs(60))
+        .json(&json!({"by": args.by, "reason": args.reason}));
+    if let Some(key) = &args.idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.with_context(|| {
+        format!("cannot reach the daemon at {base}; is it running? (--api URL)")
+    })?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    let message = body["message"]
+        .as_str()
+        .or_else(|| body["error"].as_str())
+        .unwrap_or("request failed");
+    match body["outcome"].as_str() {
+        Some(outcome @ ("done" | "vote")) => {
+            if !args.json {
+                outln!("{outcome}: {message}");
+            }
+            Ok(true)
+        }
+        Some(outcome) => {
+            errln!("{outcome}: {message}");
+            Ok(false)
+        }
+        None => bail!("{} {message}", status.as_u16()),
+    }
+}

@@ -60,6 +60,18 @@ pub enum Command {
     Digest(crate::cli::ops::DigestArgs),
     /// List, show, acknowledge or resolve incidents of a running daemon (through its API).
     Incidents(crate::cli::incidents::IncidentsArgs),
+    /// Approve a pending manual approval (runbook Task 2) through the daemon's API, under the
+    /// environment's guards (approvers, two-person rule in production, current token).
+    Approve(crate::cli::incidents::ActArgs),
+    /// Reject a pending manual approval (runbook Task 3); `--reason` is required.
+    Reject(crate::cli::incidents::ActArgs),
+    /// Retry the failed stage's failed actions (`RetryStageExecution`) of a failure incident.
+    Retry(crate::cli::incidents::ActArgs),
+    /// Stop the stuck execution and start a new one (runbook Incident 3 step 5), within
+    /// `remediation.max_per_pipeline_per_day`.
+    Restart(crate::cli::incidents::ActArgs),
+    /// Start a new execution of the incident's pipeline (runbook Task 1, "Fix and redeploy").
+    Start(crate::cli::incidents::ActArgs),
     /// Container health check: GET the URL (default the liveness endpoint on the default
     /// port); exit 0 on a 2xx answer within the timeout, 1 otherwise. Needs no configuration and
     /// no shell or curl in the image.
@@ -96,6 +108,11 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Approve(args) => act(&cli.config, "approve", &args),
+        Command::Reject(args) => act(&cli.config, "reject", &args),
+        Command::Retry(args) => act(&cli.config, "retry", &args),
+        Command::Restart(args) => act(&cli.config, "restart", &args),
+        Command::Start(args) => act(&cli.config, "start", &args),
         Command::Status(args) => match load(&cli.config) {
             Ok(config) => one_shot("status", |rt| {
                 rt.block_on(crate::cli::ops::status(&config, &args))
@@ -188,6 +205,16 @@ fn one_shot(
             errln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One operator action through the API: exit 0 done or counted, 1 refused/failed/unreachable.
+fn act(path: &Path, action: &str, args: &crate::cli::incidents::ActArgs) -> ExitCode {
+    match load(path) {
+        Ok(config) => one_shot(action, |rt| {
+            rt.block_on(crate::cli::incidents::act(&config, action, args))
+        }),
+        Err(code) => code,
     }
 }
 

@@ -153,7 +153,8 @@ impl OutboxWorker {
             let grouped = self
                 .notifiers
                 .get(&item.notification.channel.kind)
-                .is_none_or(|n| n.groups_in_storms());
+                .is_none_or(|n| n.groups_in_storms())
+                && !self.in_thread(&item).await;
             if grouped && !self.guard().allows(&storm_lane, now) {
                 storm_buckets.entry(storm_lane).or_default().push(item);
                 continue;
@@ -162,7 +163,9 @@ impl OutboxWorker {
                 Ok(outcome) => {
                     sent += 1;
                     count(&item, if self.dry_run { "dry_run" } else { "sent" }, 1);
-                    self.guard().record(&storm_lane, Utc::now());
+                    if grouped {
+                        self.guard().record(&storm_lane, Utc::now());
+                    }
                     tracing::info!(
                         incident_key = %item.key,
                         channel = %channel_name(&item.notification),
@@ -344,6 +347,23 @@ impl OutboxWorker {
         {
             tracing::error!(incident_key = %item.key, error = %e, "Cannot record the failed notification");
         }
+    }
+
+    /// A follow-up that goes in the thread of an incident already posted on its own (an update,
+    /// an action's answer, the resolution): not channel noise, so storm control neither groups
+    /// it nor counts it against the window (clicks in a thread must not push the next incident
+    /// into a summary). A failed lookup counts as "not in a thread".
+    async fn in_thread(&self, item: &OutboxItem) -> bool {
+        let n = &item.notification;
+        if n.kind == NotificationKind::Opened
+            || !self
+                .notifiers
+                .get(&n.channel.kind)
+                .is_some_and(|x| x.threads())
+        {
+            return false;
+        }
+        matches!(self.store.thread(&item.key).await, Ok(Some(_)))
     }
 
     async fn send(&self, item: &OutboxItem) -> Result<Sent, SendError> {

@@ -1,7 +1,8 @@
 //! Storm control: per channel, at most `max_incidents - 1` individual posts in
 //! any `window_secs`; beyond that, one summary post per window lists what happened (counts by
 //! environment and type, the first few incident keys). Every incident is still stored, diagnosed
-//! and escalated; only the posting is grouped.
+//! and escalated; only the posting is grouped. Follow-ups in the Slack thread of an incident
+//! posted on its own are neither grouped nor counted (the outbox asks the store for the thread).
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, VecDeque};

@@ -72,6 +72,7 @@ conformance!(
     the_most_timers_a_policy_may_have_are_stored_and_cancelled_in_one_change,
     the_incident_list_pages_newest_first_without_gaps_or_repeats,
     resolved_incidents_past_the_retention_are_removed_whole,
+    an_action_is_recorded_in_the_timeline_and_an_answer_resolves,
 );
 
 const KEY: &str = "pipeline_execution_failure/kiro-pipeline-production/e1";
@@ -325,6 +326,76 @@ async fn acknowledge_and_resolve_happen_once(s: Subject) {
         ],
         "in order"
     );
+}
+
+async fn an_action_is_recorded_in_the_timeline_and_an_answer_resolves(s: Subject) {
+    use pipeline_responder_core::actions::{ActionKind, ActionOutcome, ActionRecord};
+    let store = &s.store;
+    decide_and_apply(store, &failed("production", "e1", 1), at(1)).await;
+    let deadlines = store.pending_deadlines().await.unwrap();
+    assert!(deadlines > 0);
+    let record = |action, outcome, detail: &str, minute| ActionRecord {
+        at: at(minute),
+        action,
+        by: "alice".into(),
+        outcome,
+        detail: detail.into(),
+    };
+    let refused = record(
+        ActionKind::Retry,
+        ActionOutcome::Refused,
+        "not transient",
+        2,
+    );
+    assert!(!store
+        .record_action("no/such/key", refused.clone(), fixed(vec![]), at(2))
+        .await
+        .unwrap());
+    let thread = store.outbox_pending(1).await.unwrap()[0]
+        .notification
+        .clone();
+    let before = store.outbox_pending(100).await.unwrap().len();
+    assert!(store
+        .record_action(KEY, refused, fixed(vec![thread.clone()]), at(2))
+        .await
+        .unwrap());
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(
+        incident.status,
+        IncidentStatus::Open,
+        "a refusal changes nothing else"
+    );
+    assert_eq!(incident.actions.len(), 1);
+    assert_eq!(store.pending_deadlines().await.unwrap(), deadlines);
+    assert_eq!(store.outbox_pending(100).await.unwrap().len(), before + 1);
+    let last = timeline.last().unwrap();
+    assert_eq!(last.kind, TimelineKind::Action);
+    assert_eq!(last.text, "retry by alice refused: not transient");
+
+    // An answered approval (here on any incident) resolves it and cancels its timers.
+    let answered = record(ActionKind::Reject, ActionOutcome::Done, "bad canary", 3);
+    assert!(store
+        .record_action(KEY, answered, fixed(vec![thread]), at(3))
+        .await
+        .unwrap());
+    let (incident, timeline) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(incident.status, IncidentStatus::Resolved);
+    assert_eq!(
+        incident.resolution.as_deref(),
+        Some("rejected by alice: bad canary")
+    );
+    assert_eq!(incident.actions.len(), 2);
+    assert_eq!(store.pending_deadlines().await.unwrap(), 0);
+    assert_eq!(timeline.last().unwrap().kind, TimelineKind::Action);
+    // After the resolution an action is still recorded (a late click is audited too).
+    let late = record(ActionKind::Approve, ActionOutcome::Refused, "resolved", 4);
+    assert!(store
+        .record_action(KEY, late, fixed(vec![]), at(4))
+        .await
+        .unwrap());
+    let (incident, _) = store.incident(KEY).await.unwrap().unwrap();
+    assert_eq!(incident.actions.len(), 3);
+    assert_eq!(incident.status, IncidentStatus::Resolved);
 }
 
 /// A policy with as many timers as check-config lets through for DynamoDB

@@ -291,4 +291,5 @@ fn merge_update(into: &mut IncidentUpdate, from: &IncidentUpdate) {
         into.error.clone_from(&from.error);
     }
     into.critical_findings |= from.critical_findings;
+    into.retryable |= from.retryable;
 }
