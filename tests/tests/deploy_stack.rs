@@ -427,7 +427,10 @@ fn task_role_grants(template: &Value) -> Vec<(Option<String>, BTreeSet<String>, 
     grants
 }
 
-const REMEDIATION: [&str; 2] = [
+/// The operator actions' calls (approve/reject, retry, stop and restart, start).
+const REMEDIATION: [&str; 4] = [
+    "codepipeline:PutApprovalResult",
+    "codepipeline:RetryStageExecution",
     "codepipeline:StartPipelineExecution",
     "codepipeline:StopPipelineExecution",
 ];
@@ -510,7 +513,7 @@ fn task_role_grants_exactly_the_aws_operations_the_code_calls() {
 }
 
 #[test]
-fn remediation_is_granted_only_with_enable_remediation_and_only_stop_and_start() {
+fn remediation_is_granted_only_with_enable_remediation_and_only_the_action_calls() {
     let template = template();
     let conditional: Vec<_> = task_role_grants(&template)
         .into_iter()
@@ -525,7 +528,7 @@ fn remediation_is_granted_only_with_enable_remediation_and_only_stop_and_start()
     let expected: BTreeSet<String> = REMEDIATION.map(String::from).into();
     assert_eq!(
         actions, &expected,
-        "the remediation statement holds exactly StopPipelineExecution and StartPipelineExecution"
+        "the remediation statement holds exactly the operator actions' calls"
     );
     assert_eq!(condition.as_deref(), Some("RemediationEnabled"));
     assert_eq!(
