@@ -214,12 +214,9 @@ fn button(post: &SlackPost, action_id: &str) -> Option<Value> {
 
 /// A signed interaction request: (form body, timestamp, signature).
 fn signed(payload: &Value) -> (String, String, String) {
-    use hmac::{Hmac, KeyInit, Mac};
     let ts = Utc::now().timestamp().to_string();
     let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SIGNING.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let signature = slack_signature(SIGNING, &ts, &body);
     (body, ts, signature)
 }
 

@@ -838,19 +838,14 @@ escalation = [{ level = "L1", after_secs = 0 }, { level = "L2", after_secs = 2 }
 
 /// A Slack interaction request body and its v0 signature.
 fn slack_request(secret: &str, ts: i64, key: &str) -> (String, String) {
-    use hmac::{Hmac, KeyInit, Mac};
     let payload = json!({
         "type": "block_actions",
         "user": {"id": "U123", "username": "carol"},
         "actions": [{"action_id": "acknowledge", "value": key}],
     });
     let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    (
-        body,
-        format!("v0={}", hex::encode(mac.finalize().into_bytes())),
-    )
+    let signature = crate::support::slack_signature(secret, &ts.to_string(), &body);
+    (body, signature)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

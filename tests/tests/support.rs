@@ -834,3 +834,11 @@ pub async fn put_deployment(
         .unwrap();
     id
 }
+
+/// Slack's v0 request signature of `body` sent at `ts` (`X-Slack-Signature`).
+pub fn slack_signature(secret: &str, ts: &str, body: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
