@@ -383,7 +383,8 @@ impl Actions {
                     .collect()
             }
         });
-        let line = record.line();
+        // The answer to the caller passes the same scrubbing as what is stored and posted.
+        let line = self.config.redactor().clean(&record.line()).into_owned();
         if !self
             .store
             .record_action(&incident.key, record, closing, now)
