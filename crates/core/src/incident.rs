@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
+
+mod views;
+pub use views::IncidentsView;
 
 /// The incident types of the runbook (docs/specification.md section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,60 +187,4 @@ pub struct IncidentView {
     pub highest_level_notified: Option<usize>,
     /// Free-form resolution reason (e.g. `rejected`, `superseded`), once resolved.
     pub resolution: Option<String>,
-}
-
-/// The incidents the rules may consult: the open ones plus recently resolved ones (for
-/// recurrence rules such as "slow three times in seven days").
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "ViewsData", into = "ViewsData")]
-pub struct IncidentsView {
-    /// Shared, so that a store keeping the views in memory hands them out without copying.
-    pub incidents: Vec<Arc<IncidentView>>,
-}
-
-/// The serialized form of [`IncidentsView`] (`explain --incidents FILE`).
-#[derive(Serialize, Deserialize)]
-struct ViewsData {
-    incidents: Vec<IncidentView>,
-}
-
-impl From<ViewsData> for IncidentsView {
-    fn from(data: ViewsData) -> Self {
-        Self::new(data.incidents)
-    }
-}
-
-impl From<IncidentsView> for ViewsData {
-    fn from(view: IncidentsView) -> Self {
-        Self {
-            incidents: view.incidents.iter().map(|i| (**i).clone()).collect(),
-        }
-    }
-}
-
-impl IncidentsView {
-    pub fn new(incidents: Vec<IncidentView>) -> Self {
-        Self {
-            incidents: incidents.into_iter().map(Arc::new).collect(),
-        }
-    }
-
-    /// A view over views someone else also holds.
-    pub fn shared(incidents: Vec<Arc<IncidentView>>) -> Self {
-        Self { incidents }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&IncidentView> {
-        self.incidents
-            .iter()
-            .map(Arc::as_ref)
-            .find(|i| i.key == key)
-    }
-
-    pub fn active(&self) -> impl Iterator<Item = &IncidentView> {
-        self.incidents
-            .iter()
-            .map(Arc::as_ref)
-            .filter(|i| i.status.is_active())
-    }
 }

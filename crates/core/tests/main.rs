@@ -11,3 +11,4 @@ mod logscan;
 mod readme;
 mod redact;
 mod rules;
+mod views;

@@ -94,8 +94,8 @@ fn alarm_fired<'a>(
         | IncidentType::SecurityScanFailure => {
             let existing = ctx
                 .active_on(&env.pipeline)
-                .filter(|i| i.incident_type.is_failure_family())
-                .max_by_key(|i| i.opened_at);
+                .rev()
+                .find(|i| i.incident_type.is_failure_family());
             match existing {
                 Some(existing) => {
                     let mut actions = attach(

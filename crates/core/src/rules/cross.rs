@@ -4,8 +4,12 @@
 use super::plan::secs;
 use super::{notifications, Ctx};
 use crate::decision::Action;
-use crate::incident::{IncidentType, Severity};
+use crate::incident::{IncidentType, IncidentView, Severity};
 use std::collections::BTreeSet;
+
+/// How many distinct pipelines the outage rule counts before it says "N or more" (counting
+/// further would make each event of a storm cost more).
+const COUNT_PIPELINES_UP_TO: usize = 100;
 
 /// One incident as the cross rules see it: those in the view plus the ones being opened now.
 #[derive(Debug, Clone)]
@@ -25,7 +29,7 @@ pub(crate) fn apply(ctx: Ctx<'_>, actions: &mut Vec<Action>) {
 }
 
 /// The escalations called for by the actions decided so far (borrowing them, hence separate).
-fn escalations(ctx: Ctx<'_>, actions: &[Action]) -> Vec<Action> {
+fn escalations<'a>(ctx: Ctx<'a>, actions: &'a [Action]) -> Vec<Action> {
     let mut extra = Vec::new();
     let fresh: Vec<Member> = actions
         .iter()
@@ -64,26 +68,23 @@ fn escalations(ctx: Ctx<'_>, actions: &[Action]) -> Vec<Action> {
     if fresh.is_empty() {
         return extra;
     }
-    let mut members: Vec<Member> = ctx
-        .view
-        .active()
-        .filter(|i| i.incident_type != IncidentType::ApprovalPending && i.severity > Severity::Info)
-        .filter(|i| !fresh.iter().any(|f| f.key == i.key))
-        .map(|i| Member {
-            key: &i.key,
-            environment: &i.environment,
-            pipeline: &i.pipeline,
-            signature: i.error_signature.as_deref(),
-            reached: i.highest_level_notified,
-            opened_at: i.opened_at,
-        })
-        .collect();
-    members.extend(fresh.iter().cloned());
+    let member = |i: &'a IncidentView| Member {
+        key: &i.key,
+        environment: &i.environment,
+        pipeline: &i.pipeline,
+        signature: i.error_signature.as_deref(),
+        reached: i.highest_level_notified,
+        opened_at: i.opened_at,
+    };
+    let not_fresh = |i: &&IncidentView| !fresh.iter().any(|f| f.key == i.key);
 
+    // The view answers from its indexes: the environments with a recent member, and only the
+    // members that have not reached the level yet (so a storm costs the same per event).
     let rule = &ctx.config.escalation.multi_environment;
     let since = ctx.now - secs(rule.window_secs);
-    let recent: Vec<&Member> = members.iter().filter(|m| m.opened_at >= since).collect();
-    let environments: BTreeSet<&str> = recent.iter().map(|m| m.environment).collect();
+    let fresh_recent = || fresh.iter().filter(move |m| m.opened_at >= since);
+    let mut environments: BTreeSet<&str> = ctx.view.member_environments_since(since);
+    environments.extend(fresh_recent().map(|m| m.environment));
     if environments.len() >= rule.environments {
         let reason = format!(
             "{} environments have open incidents within {} min ({}): runbook \"Multiple environments affected\"",
@@ -91,6 +92,14 @@ fn escalations(ctx: Ctx<'_>, actions: &[Action]) -> Vec<Action> {
             rule.window_secs / 60,
             environments.iter().copied().collect::<Vec<_>>().join(", ")
         );
+        let recent: Vec<Member> = ctx
+            .view
+            .members_below(rule.level, since)
+            .into_iter()
+            .filter(not_fresh)
+            .map(member)
+            .chain(fresh_recent().cloned())
+            .collect();
         escalate(ctx, actions, &mut extra, &recent, rule.level, &reason);
     }
 
@@ -98,17 +107,33 @@ fn escalations(ctx: Ctx<'_>, actions: &[Action]) -> Vec<Action> {
     let since = ctx.now - secs(outage.window_secs);
     let signatures: BTreeSet<&str> = fresh.iter().filter_map(|f| f.signature).collect();
     for signature in signatures {
-        let same: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.opened_at >= since && m.signature == Some(signature))
-            .collect();
-        let pipelines: BTreeSet<&str> = same.iter().map(|m| m.pipeline).collect();
+        let fresh_same = || {
+            fresh
+                .iter()
+                .filter(move |m| m.opened_at >= since && m.signature == Some(signature))
+        };
+        let mut pipelines =
+            ctx.view
+                .signature_pipelines_since(signature, since, COUNT_PIPELINES_UP_TO);
+        pipelines.extend(fresh_same().map(|m| m.pipeline));
         if pipelines.len() >= outage.pipelines {
+            let count = if pipelines.len() >= COUNT_PIPELINES_UP_TO {
+                format!("{COUNT_PIPELINES_UP_TO} or more")
+            } else {
+                pipelines.len().to_string()
+            };
             let reason = format!(
-                "{} pipelines failed with the same AWS error ({signature}) within {} min: possible AWS service outage",
-                pipelines.len(),
+                "{count} pipelines failed with the same AWS error ({signature}) within {} min: possible AWS service outage",
                 outage.window_secs / 60
             );
+            let same: Vec<Member> = ctx
+                .view
+                .signature_members_below(signature, outage.level, since)
+                .into_iter()
+                .filter(not_fresh)
+                .map(member)
+                .chain(fresh_same().cloned())
+                .collect();
             escalate(ctx, actions, &mut extra, &same, outage.level, &reason);
         }
     }
@@ -119,7 +144,7 @@ fn escalate(
     ctx: Ctx<'_>,
     decided: &[Action],
     actions: &mut Vec<Action>,
-    members: &[&Member],
+    members: &[Member],
     level: usize,
     reason: &str,
 ) {

@@ -127,8 +127,8 @@ impl<'a> Ctx<'a> {
     pub(crate) fn active_on(
         &self,
         pipeline: &'a str,
-    ) -> impl Iterator<Item = &'a IncidentView> + 'a {
-        self.view.active().filter(move |i| i.pipeline == pipeline)
+    ) -> impl DoubleEndedIterator<Item = &'a IncidentView> + 'a {
+        self.view.active_on(pipeline)
     }
 }
 

@@ -252,12 +252,9 @@ fn approval<'a>(ctx: Ctx<'a>, env: &'a Environment, e: &ActionExecutionChange) -
 /// The name of an approval action whose rejection made this execution fail, if any.
 fn rejected_approval(ctx: Ctx<'_>, pipeline: &str, execution_id: &str) -> Option<String> {
     ctx.view
-        .incidents
-        .iter()
+        .of_execution(pipeline, execution_id)
         .find(|i| {
             i.incident_type == IncidentType::ApprovalPending
-                && i.pipeline == pipeline
-                && i.execution_id.as_deref() == Some(execution_id)
                 && i.resolution
                     .as_deref()
                     .is_some_and(|r| r.starts_with("rejected"))
@@ -271,13 +268,19 @@ fn rejected_approval(ctx: Ctx<'_>, pipeline: &str, execution_id: &str) -> Option
 pub(crate) fn open_or_join_failure(ctx: Ctx<'_>, env: &Environment, facts: Facts) -> Vec<Action> {
     let execution_id = facts.execution_id.clone().unwrap_or_default();
     let key = failure_key(&env.pipeline, &execution_id);
-    let same_execution = ctx.active_on(&env.pipeline).find(|i| {
-        i.incident_type.is_failure_family()
-            && (i.key == key || i.execution_id.as_deref() == Some(execution_id.as_str()))
-    });
+    let failure = |i: &&IncidentView| i.status.is_active() && i.incident_type.is_failure_family();
+    let same_execution = ctx
+        .view
+        .get(&key)
+        .filter(failure)
+        .into_iter()
+        .chain(ctx.view.of_execution(&env.pipeline, &execution_id))
+        .filter(failure)
+        .min_by_key(|i| (i.opened_at, i.key.as_str()));
     let alarm_opened = || {
-        ctx.active_on(&env.pipeline)
-            .find(|i| i.incident_type.is_failure_family() && i.execution_id.is_none())
+        ctx.view
+            .active_without_execution(&env.pipeline)
+            .find(|i| i.incident_type.is_failure_family())
     };
     if let Some(existing) = same_execution.or_else(alarm_opened) {
         let update = IncidentUpdate {
@@ -496,13 +499,8 @@ pub(crate) fn open_or_join_duration(
     let since = ctx.now - secs(thresholds.slow_recurrence_window_secs);
     let earlier = ctx
         .view
-        .incidents
-        .iter()
-        .filter(|i| {
-            i.incident_type == IncidentType::DeploymentDurationExceeded
-                && i.pipeline == env.pipeline
-                && i.opened_at >= since
-        })
+        .on_pipeline_since(&env.pipeline, since)
+        .filter(|i| i.incident_type == IncidentType::DeploymentDurationExceeded)
         .count();
     if earlier + 1 >= thresholds.slow_recurrence_count {
         let reason = format!(
@@ -536,10 +534,10 @@ pub(crate) fn build<'a>(ctx: Ctx<'a>, event: &Event, e: &BuildStateChange) -> Ou
             let stream = e.logs.as_ref().and_then(|l| l.stream_name.clone());
             let actions = ctx
                 .active_on(&env.pipeline)
-                .filter(|i| {
+                .rev()
+                .find(|i| {
                     i.incident_type.is_failure_family() && i.opened_at <= event.time + secs(300)
                 })
-                .max_by_key(|i| i.opened_at)
                 .filter(|_| stream.is_some())
                 .map(|i| Action::Update {
                     key: i.key.clone(),

@@ -107,7 +107,7 @@ impl Backend for Boundary {
         self.inner.is_processed(id, transition).await
     }
 
-    async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView> {
+    async fn view(&self, since: DateTime<Utc>) -> Result<Arc<IncidentsView>> {
         self.inner.view(since).await
     }
 

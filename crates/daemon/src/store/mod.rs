@@ -270,7 +270,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn is_processed(&self, id: &str, transition: &str) -> Result<bool>;
 
     /// The incidents the rules should consult: active ones and those resolved since `since`.
-    async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView>;
+    async fn view(&self, since: DateTime<Utc>) -> Result<Arc<IncidentsView>>;
 
     /// Stores everything `decision` says and marks the input processed, atomically. An open of
     /// a key that exists (another input or replica was first) only joins it.

@@ -168,7 +168,7 @@ async fn everything_survives_another_process_opening_the_state(s: Subject) {
     let other = s.another_process("restarted");
     drop(s.store);
     let view = other.view(at(0)).await.unwrap();
-    assert_eq!(view.incidents.len(), 1);
+    assert_eq!(view.len(), 1);
     assert_eq!(other.outbox_pending(10).await.unwrap().len(), 2);
     assert!(other.is_processed("evt-staging-s1-1", "x").await.unwrap());
     assert_eq!(other.pending_deadlines().await.unwrap(), 1);
@@ -189,11 +189,11 @@ async fn resolution_is_recorded_and_leaves_the_view_after_the_history_window(s: 
     assert_eq!(incident.status, IncidentStatus::Resolved);
     assert!(timeline.iter().any(|t| t.kind == TimelineKind::Resolved));
     assert_eq!(
-        store.view(at(29)).await.unwrap().incidents.len(),
+        store.view(at(29)).await.unwrap().len(),
         1,
         "recently resolved stays visible"
     );
-    assert!(store.view(at(31)).await.unwrap().incidents.is_empty());
+    assert!(store.view(at(31)).await.unwrap().is_empty());
     assert_eq!(
         store.pending_deadlines().await.unwrap(),
         0,

@@ -21,6 +21,7 @@ use pipeline_responder_core::incident::{IncidentView, IncidentsView};
 use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry};
 use pipeline_responder_core::transition;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[async_trait::async_trait]
 impl Backend for DynamoStore {
@@ -48,7 +49,7 @@ impl Backend for DynamoStore {
             .is_some_and(|items| !items.is_empty()))
     }
 
-    async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView> {
+    async fn view(&self, since: DateTime<Utc>) -> Result<Arc<IncidentsView>> {
         let mut cache = self.views.lock().await;
         let started = Utc::now().timestamp_millis();
         let projection = ["view", "version"];
@@ -67,7 +68,8 @@ impl Backend for DynamoStore {
                 items
             }
             _ => {
-                cache.views.clear();
+                cache.views = Arc::default();
+                cache.versions.clear();
                 cache.since = since.timestamp_millis();
                 let mut items = self
                     .indexed(ACTIVE, None, None, usize::MAX, &projection)
@@ -91,22 +93,24 @@ impl Backend for DynamoStore {
             let Some((version, view)) = readable(read) else {
                 continue;
             };
-            match cache.views.get(&view.key) {
-                Some((known, _)) if *known >= version => {}
-                _ => {
-                    cache.views.insert(view.key.clone(), (version, view));
-                }
+            if cache
+                .versions
+                .get(&view.key)
+                .is_some_and(|known| *known >= version)
+            {
+                continue;
             }
+            cache.versions.insert(view.key.clone(), version);
+            Arc::make_mut(&mut cache.views).insert(Arc::new(view));
         }
         cache.refreshed_at = Some(started);
         // Incidents resolved before the history window are not needed any more.
-        cache
-            .views
-            .retain(|_, (_, v)| v.status.is_active() || v.resolved_at.is_some_and(|r| r >= since));
+        let cache = &mut *cache;
+        let views = Arc::make_mut(&mut cache.views);
+        views.forget_resolved_before(since);
+        cache.versions.retain(|key, _| views.get(key).is_some());
         cache.since = cache.since.max(since.timestamp_millis());
-        Ok(IncidentsView::new(
-            cache.views.values().map(|(_, v)| v.clone()).collect(),
-        ))
+        Ok(Arc::clone(&cache.views))
     }
 
     async fn apply(

@@ -39,7 +39,7 @@ mod writes;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use pipeline_responder_core::incident::IncidentView;
+use pipeline_responder_core::incident::IncidentsView;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -84,10 +84,12 @@ pub struct DynamoStore {
     retention: chrono::Duration,
 }
 
-/// Incident views by key, with the version each was read at.
+/// Incident views (indexed for the rules, shared with whoever holds the last answer), with the
+/// version each was read at.
 #[derive(Debug, Default)]
 struct ViewCache {
-    views: HashMap<String, (i64, IncidentView)>,
+    views: Arc<IncidentsView>,
+    versions: HashMap<String, i64>,
     /// Wall-clock millis when the last read started (none before the first full read).
     refreshed_at: Option<i64>,
     /// The history window of the full read (an earlier `since` needs a new full read).

@@ -17,6 +17,7 @@ use pipeline_responder_core::record::{DiagnosticResult, Incident, TimelineEntry}
 use pipeline_responder_core::transition;
 use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[async_trait::async_trait]
 impl Backend for SqliteStore {
@@ -30,44 +31,9 @@ impl Backend for SqliteStore {
             .await
     }
 
-    async fn view(&self, since: DateTime<Utc>) -> Result<IncidentsView> {
-        self.with_db(move |db| {
-            // Loaded once, then kept current by `with_db`; reloaded for an earlier `since`.
-            if db.views.as_ref().is_none_or(|v| v.since > since) {
-                let rows: Vec<(String, String)> = db
-                    .conn
-                    .prepare_cached(
-                        "SELECT key, data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
-                    )?
-                    .query_map(params![since.timestamp_millis()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let mut views = Views {
-                    since,
-                    by_open: Default::default(),
-                };
-                for (key, data) in rows {
-                    if let Some(incident) = readable(&db.conn, &key, &data) {
-                        views.insert(incident.view());
-                    }
-                }
-                db.views = Some(views);
-            }
-            let Some(views) = db.views.as_mut() else {
-                unreachable!("loaded above")
-            };
-            if views.since < since {
-                views.by_open.retain(|_, v| {
-                    v.status.is_active() || v.resolved_at.is_some_and(|r| r >= since)
-                });
-                views.since = since;
-            }
-            Ok(IncidentsView::shared(
-                views.by_open.values().cloned().collect(),
-            ))
-        })
-        .await
+    async fn view(&self, since: DateTime<Utc>) -> Result<Arc<IncidentsView>> {
+        self.with_db(move |db| Ok(Arc::clone(&current(db, since)?.view)))
+            .await
     }
 
     async fn apply(
@@ -449,7 +415,7 @@ impl Backend for SqliteStore {
             let mut active = Vec::new();
             if let Some(views) = &db.views {
                 let mut counts: HashMap<(String, IncidentStatus), i64> = HashMap::new();
-                for view in views.by_open.values().filter(|v| v.status.is_active()) {
+                for view in views.view.active() {
                     *counts
                         .entry((view.environment.clone(), view.status))
                         .or_default() += 1;
@@ -733,4 +699,38 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The views kept in memory, loaded from the file once (again for an earlier `since`), then kept
+/// current by `with_db`; incidents resolved before `since` are dropped.
+pub(super) fn current(db: &mut super::Db, since: DateTime<Utc>) -> Result<&mut Views> {
+    if db.views.as_ref().is_none_or(|v| v.since > since) {
+        let rows: Vec<(String, String)> = db
+            .conn
+            .prepare_cached(
+                "SELECT key, data FROM incidents WHERE status != 'resolved' OR resolved_at >= ?1",
+            )?
+            .query_map(params![since.timestamp_millis()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut views = Views {
+            since,
+            view: Arc::default(),
+        };
+        for (key, data) in rows {
+            if let Some(incident) = readable(&db.conn, &key, &data) {
+                views.insert(incident.view());
+            }
+        }
+        db.views = Some(views);
+    }
+    let Some(views) = db.views.as_mut() else {
+        unreachable!("loaded above")
+    };
+    if views.since < since {
+        Arc::make_mut(&mut views.view).forget_resolved_before(since);
+        views.since = since;
+    }
+    Ok(views)
 }

@@ -18,7 +18,7 @@ mod rows;
 use crate::store::schema;
 use crate::store::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use pipeline_responder_core::incident::IncidentView;
+use pipeline_responder_core::incident::{IncidentView, IncidentsView};
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -95,18 +95,16 @@ struct Db {
     views: Option<Views>,
 }
 
-/// Active incidents and those resolved since `since`, in the order they opened.
+/// Active incidents and those resolved since `since`, indexed for the rules (shared with
+/// whoever holds the last answer; changed in place when nobody does).
 struct Views {
     since: DateTime<Utc>,
-    by_open: std::collections::BTreeMap<(i64, String), Arc<IncidentView>>,
+    view: Arc<IncidentsView>,
 }
 
 impl Views {
     fn insert(&mut self, view: IncidentView) {
-        self.by_open.insert(
-            (view.opened_at.timestamp_millis(), view.key.clone()),
-            Arc::new(view),
-        );
+        Arc::make_mut(&mut self.view).insert(Arc::new(view));
     }
 }
 
