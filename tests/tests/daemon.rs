@@ -1165,3 +1165,52 @@ max_incidents = 100
     let (status, _, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
 }
+
+/// SIGTERM while the consumer's long poll is in flight: what that receive brings back (SQS
+/// takes the messages off the queue whether or not we still listen) is handed back at once, so
+/// a deploy does not leave them invisible for the whole visibility timeout (60 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_poll_hands_back_what_it_received() {
+    let moto = Moto::start().await;
+    let slack = SlackFake::start().await;
+    let queues = create_queues(&moto, "events-sigterm-poll", 60).await;
+    let setup = Setup {
+        sqs_extra: "wait_time_secs = 10\nvisibility_timeout_secs = 60",
+        ..Setup::default()
+    };
+    let daemon = Daemon::launch(&moto, &slack, &queues.url, temp_dir("sigterm-poll"), &setup).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            daemon.log().contains("SQS consumer started")
+        })
+        .await,
+        "{}",
+        daemon.log()
+    );
+    // The consumer is in its first 10 s long poll on an empty queue. Stop it, then send one
+    // message: the poll in flight answers with it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.sigterm();
+    send_failures(&moto, &queues.url, 1, "poll").await;
+    let (status, _, log) = daemon.exited(tokio::time::Instant::now()).await;
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("messages not handled were handed back"),
+        "the receive in flight was dropped: {log}"
+    );
+    let visible = moto
+        .sqs()
+        .receive_message()
+        .queue_url(&queues.url)
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(
+        visible.len(),
+        1,
+        "the message is visible again at once, not after 60 s"
+    );
+}

@@ -223,6 +223,9 @@ pub struct Setup<'a> {
     pub watcher_extra: &'a str,
     /// Appended to the `[http]` section (e.g. `max_connections = 16`).
     pub http_extra: &'a str,
+    /// Appended to `[sources.sqs]` (after `wait_time_secs = 1`, `visibility_timeout_secs = 2`;
+    /// a key given here again replaces those).
+    pub sqs_extra: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -236,6 +239,7 @@ impl Default for Setup<'_> {
             store: "",
             watcher_extra: "",
             http_extra: "",
+            sqs_extra: "",
         }
     }
 }
@@ -361,19 +365,44 @@ impl Daemon {
             .unwrap_or(0)
     }
 
-    /// SIGTERM, then the exit status and how long it took.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration, String) {
+    /// Sends SIGTERM (the daemon starts its graceful stop).
+    pub fn sigterm(&self) {
         let pid = self.child.id().unwrap();
-        let start = tokio::time::Instant::now();
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
+    }
+
+    /// SIGTERM, then the exit status and how long it took.
+    pub async fn terminate(self) -> (std::process::ExitStatus, Duration, String) {
+        let start = tokio::time::Instant::now();
+        self.sigterm();
+        self.exited(start).await
+    }
+
+    /// Waits for the exit of a daemon told to stop: the status, the time since `start`, the log.
+    pub async fn exited(
+        mut self,
+        start: tokio::time::Instant,
+    ) -> (std::process::ExitStatus, Duration, String) {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .unwrap()
             .unwrap();
         (status, start.elapsed(), self.log())
     }
+}
+
+/// `defaults` (`key = value` lines) with the keys `extra` gives replaced, then `extra`.
+fn overridden(defaults: &str, extra: &str) -> String {
+    let key = |l: &str| l.split('=').next().unwrap_or_default().trim().to_string();
+    let mut lines: Vec<String> = defaults
+        .lines()
+        .filter(|l| !extra.lines().any(|e| key(e) == key(l)))
+        .map(|l| l.to_string())
+        .collect();
+    lines.push(extra.to_string());
+    lines.join("\n")
 }
 
 /// Writes `dir/config.toml` as `setup` says.
@@ -395,18 +424,11 @@ fn write_config(queue_url: &str, dir: &std::path::Path, setup: &Setup<'_>) {
         store.to_string()
     };
     // A key given twice is a TOML error: the test's override replaces the default line.
-    let mut watcher_settings: Vec<String> = ["interval_secs = 10", "jitter_secs = 0"]
-        .iter()
-        .filter(|line| {
-            let key = line.split('=').next().unwrap_or_default().trim();
-            !watcher_extra
-                .lines()
-                .any(|l| l.split('=').next().unwrap_or_default().trim() == key)
-        })
-        .map(|l| l.to_string())
-        .collect();
-    watcher_settings.push(watcher_extra.to_string());
-    let watcher_settings = watcher_settings.join("\n");
+    let watcher_settings = overridden("interval_secs = 10\njitter_secs = 0", watcher_extra);
+    let sqs_settings = overridden(
+        "wait_time_secs = 1\nvisibility_timeout_secs = 2",
+        setup.sqs_extra,
+    );
     let config = format!(
         r##"
 [daemon]
@@ -423,8 +445,7 @@ api_token = "${{TEST_API_TOKEN:-}}"
 {store}
 [sources.sqs]
 queue_url = "{queue_url}"
-wait_time_secs = 1
-visibility_timeout_secs = 2
+{sqs_settings}
 [sources.watcher]
 enabled = {watcher}
 {watcher_settings}

@@ -35,10 +35,22 @@ pub async fn consume(
     let mut backoff = Duration::from_secs(1);
     tracing::info!(queue_url = %queue.url(), "SQS consumer started");
     loop {
-        let batch = tokio::select! {
-            _ = cancel.cancelled() => break,
-            batch = queue.receive() => batch,
+        let receive = queue.receive();
+        tokio::pin!(receive);
+        let (batch, stopping) = tokio::select! {
+            batch = &mut receive => (batch, false),
+            // A receive in flight may already have taken messages off the queue (SQS answers
+            // the long poll whether or not we still listen): wait for its answer (bounded by
+            // the long poll) and hand what it brought back at once, so that a deploy does not
+            // leave up to ten messages invisible for the whole visibility timeout.
+            _ = cancel.cancelled() => (receive.await, true),
         };
+        if stopping {
+            if let Ok(messages) = &batch {
+                hand_back(&queue, messages).await;
+            }
+            break;
+        }
         let messages = match batch {
             Ok(messages) => {
                 backoff = Duration::from_secs(1);
@@ -79,12 +91,7 @@ pub async fn consume(
         }
         finished.cancel();
         let _ = extender.await;
-        if !released.is_empty() {
-            let back: Vec<&Received> = released.iter().collect();
-            if let Err(e) = queue.extend(&back, 0).await {
-                tracing::warn!(messages = back.len(), error = %e, "Could not hand messages back; they return after their visibility timeout");
-            }
-        }
+        hand_back(&queue, released).await;
         if !done.is_empty() {
             match queue.delete(&done).await {
                 Ok(failed) => {
@@ -105,6 +112,29 @@ pub async fn consume(
     }
     tracing::info!(?stats, "SQS consumer stopped");
     stats
+}
+
+/// Makes `messages` visible again at once (`ChangeMessageVisibilityBatch` to 0), for another
+/// consumer, when this one stops before it handled them.
+async fn hand_back(queue: &SqsQueue, messages: &[Received]) {
+    if messages.is_empty() {
+        return;
+    }
+    let back: Vec<&Received> = messages.iter().collect();
+    match queue.extend(&back, 0).await {
+        Ok(failed) if failed.is_empty() => {
+            tracing::info!(
+                messages = back.len(),
+                "Stopping: messages not handled were handed back to the queue"
+            )
+        }
+        Ok(failed) => {
+            tracing::warn!(messages = back.len(), refused = failed.len(), "Stopping: some messages could not be handed back; they return after their visibility timeout")
+        }
+        Err(e) => {
+            tracing::warn!(messages = back.len(), error = %e, "Could not hand messages back; they return after their visibility timeout")
+        }
+    }
 }
 
 /// Extends the visibility of a batch every half visibility timeout until `finished`.
